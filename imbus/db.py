@@ -1,0 +1,67 @@
+"""Connections of the standalone server: a bounded pool per database, and the listener's.
+
+Pools block when full instead of failing, so a burst of sends waits its turn; waiting
+polls hold no connection at all (they wait on the dispatcher, not on the database).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, Iterator
+
+import psycopg2
+import psycopg2.extensions
+import psycopg2.pool
+
+# Detect a silently dead server within a minute instead of hanging on it.
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 20, "keepalives_interval": 5, "keepalives_count": 3}
+
+
+def with_dbname(dsn: str, dbname: str) -> str:
+    return psycopg2.extensions.make_dsn(dsn, dbname=dbname)
+
+
+class Pools:
+    """The `Database` of the standalone server: one pool per database of one cluster."""
+
+    def __init__(self, dsn: str, listen_dsn: str | None = None, size: int = 8) -> None:
+        self.dsn = dsn
+        self.dbname = psycopg2.extensions.parse_dsn(dsn).get("dbname", "postgres")
+        self.listen_dsn = listen_dsn or with_dbname(dsn, "postgres")
+        self.size = size
+        self.pools: dict[str, tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]] = {}
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def cursor(self, dbname: str) -> Iterator[Any]:
+        pool, slots = self._pool(dbname)
+        with slots:
+            conn = pool.getconn()
+            try:
+                with conn.cursor() as cr:
+                    yield cr
+                conn.commit()
+            except BaseException:
+                if not conn.closed:
+                    conn.rollback()
+                raise
+            finally:
+                pool.putconn(conn, close=bool(conn.closed))
+
+    def listen_connection(self) -> Any:
+        return psycopg2.connect(self.listen_dsn, **KEEPALIVE)
+
+    def close(self) -> None:
+        with self.lock:
+            for pool, _ in self.pools.values():
+                pool.closeall()
+            self.pools.clear()
+
+    def _pool(self, dbname: str) -> tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]:
+        with self.lock:
+            if dbname not in self.pools:
+                dsn = self.dsn if dbname == self.dbname else with_dbname(self.dsn, dbname)
+                pool = psycopg2.pool.ThreadedConnectionPool(0, self.size, dsn, **KEEPALIVE)
+                self.pools[dbname] = (pool, threading.Semaphore(self.size))
+            return self.pools[dbname]

@@ -1,0 +1,148 @@
+"""The recent rows of one database, kept in memory and read by every waiting poller.
+
+One refresh query per wake-up serves all the pollers of a database, and their
+immediate re-polls read memory instead of running a query each.
+
+Ids are taken when a row is inserted but rows become visible when their transaction
+commits, so a refresh can see id 12 while id 11 is still in flight. Such holes are
+remembered as *pending*. A pending id that later shows up is *late*: pollers may
+already have passed it with their `last`, so the dispatcher renumbers it above
+everything delivered (see `store.renumber`). A pending id whose transaction is known
+to have ended without it (txid bounds of a later snapshot) was rolled back and is
+forgotten.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime
+import threading
+from collections import deque
+from typing import Iterable
+
+from .channels import TIMEOUT
+from .store import Row, Snapshot
+
+RETAIN = 2 * TIMEOUT  # seconds of rows kept in memory, like the table's GC
+MAX_ROWS = 100_000
+SEED_IDS = 1000  # ids examined at start-up for rows still in flight
+MAX_HOLE = 10_000  # a wider jump of ids (a sequence reset) is not a hole to watch
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+class Channel:
+    """One channel's rows in id order."""
+
+    __slots__ = ("ids", "rows")
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+        self.rows: list[Row] = []
+
+    def after(self, last: int) -> list[Row]:
+        return self.rows[bisect.bisect_right(self.ids, last):]
+
+
+class Feed:
+    """Memory holds every visible row with `floor` < id <= `high`, but the pending ones."""
+
+    def __init__(self, dbname: str) -> None:
+        self.dbname = dbname
+        self.lock = threading.Lock()  # one refresh at a time
+        self.state = threading.Lock()  # guards the memory below against concurrent readers
+        self.dirty = True  # a notification came since the last refresh
+        self.loaded = False
+        self.floor = 0
+        self.high = 0
+        self.pending: dict[int, int | None] = {}  # id -> txid horizon, once known
+        self.log: deque[Row] = deque()
+        self.channels: dict[str, Channel] = {}
+        self.complete_since = utcnow()  # memory has every row created since then
+
+    def seed(self, rows: list[Row], high: int) -> None:
+        """Start from the rows of the last SEED_IDS ids; holes among them may be in flight."""
+        with self.state:
+            self.floor = max(high - SEED_IDS, 0)
+            self.high = self.floor
+            self.add(rows, high)
+            self.loaded = True
+
+    def apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
+        """Take in a refresh; returns (new rows, late rows to renumber)."""
+        with self.state:
+            return self._apply(snapshot)
+
+    def _apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
+        late = [row for row in snapshot.rows if row.id <= self.high]
+        fresh = [row for row in snapshot.rows if row.id > self.high]
+        seen = {row.id for row in late}
+        for row_id, horizon in list(self.pending.items()):
+            if row_id in seen:
+                continue
+            if horizon is None:
+                self.pending[row_id] = snapshot.xmax
+            elif snapshot.xmin >= horizon:
+                del self.pending[row_id]  # its transaction ended without it
+        self.add(fresh, fresh[-1].id if fresh else self.high)
+        self.evict()
+        return fresh, late
+
+    def add(self, rows: list[Row], high: int) -> None:
+        expected = self.high + 1
+        for row in rows:
+            self.watch(expected, row.id)
+            expected = row.id + 1
+            self.log.append(row)
+            channel = self.channels.get(row.channel)
+            if channel is None:
+                channel = self.channels[row.channel] = Channel()
+            channel.ids.append(row.id)
+            channel.rows.append(row)
+        self.watch(expected, high + 1)
+        self.high = max(self.high, high)
+
+    def watch(self, start: int, stop: int) -> None:
+        self.pending.update(dict.fromkeys(range(max(start, stop - MAX_HOLE), stop)))
+
+    def pending_ids(self) -> list[int]:
+        with self.state:
+            return list(self.pending)
+
+    def forget(self, ids: Iterable[int]) -> None:
+        with self.state:
+            for row_id in ids:
+                self.pending.pop(row_id, None)
+
+    def evict(self) -> None:
+        cutoff = utcnow() - datetime.timedelta(seconds=RETAIN)
+        while self.log and (len(self.log) > MAX_ROWS or self.log[0].created < cutoff):
+            row = self.log.popleft()
+            channel = self.channels[row.channel]
+            del channel.ids[0], channel.rows[0]
+            if not channel.ids:
+                del self.channels[row.channel]
+            self.floor = row.id
+            self.complete_since = max(self.complete_since, row.created)
+
+    def read(self, keys: Iterable[str], last: int) -> list[Row] | None:
+        """Rows of the encoded channels after `last` (0: of the last TIMEOUT seconds),
+        or None when memory cannot answer and the database must."""
+        with self.state:
+            return self._read(keys, last)
+
+    def _read(self, keys: Iterable[str], last: int) -> list[Row] | None:
+        if last:
+            if last < self.floor:
+                return None
+            found = [row for key in keys if key in self.channels for row in self.channels[key].after(last)]
+        else:
+            cutoff = utcnow() - datetime.timedelta(seconds=TIMEOUT)
+            if self.complete_since > cutoff:
+                return None
+            found = [row for key in keys if key in self.channels
+                     for row in self.channels[key].rows if row.created > cutoff]
+        found.sort(key=lambda row: row.id)
+        return found

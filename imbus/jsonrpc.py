@@ -1,0 +1,62 @@
+"""JSON-RPC 2.0 envelopes shaped like Odoo 14's `type='json'` routes.
+
+Browsers and Odoo's JS read these shapes: a method returning None answers with no
+`result` key at all; a refusal is an error object with code 200, "Odoo Server Error"
+and `data.name` / `data.message` / `data.arguments`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+SERVER_ERROR = "Odoo Server Error"
+
+
+class RpcError(Exception):
+    """A refusal shown to the caller as Odoo shows an exception raised by a route."""
+
+    def __init__(self, message: str, name: str = "builtins.Exception", status: int = 200) -> None:
+        super().__init__(message)
+        self.name = name
+        self.status = status
+
+
+def parse(request: Request) -> tuple[Any, dict]:
+    """The request's id and params; RpcError with an HTTP 400 status when the body is not
+    a JSON-RPC call."""
+    try:
+        call = json.loads(request.get_data())
+    except ValueError as error:  # bad JSON or bad UTF-8
+        raise RpcError(f"Invalid JSON data: {error}", "werkzeug.exceptions.BadRequest", 400) from None
+    if not isinstance(call, dict):
+        raise RpcError("Invalid JSON-RPC request: expected an object", "werkzeug.exceptions.BadRequest", 400)
+    params = call.get("params", {})
+    if not isinstance(params, dict):
+        raise RpcError("Invalid JSON-RPC request: params must be an object",
+                       "werkzeug.exceptions.BadRequest", 400)
+    return call.get("id"), params
+
+
+def answer(call_id: Any, value: Any) -> Response:
+    envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": call_id}
+    if value is not None:
+        envelope["result"] = value
+    return json_response(envelope, 200)
+
+
+def fail(call_id: Any, error: Exception) -> Response:
+    if isinstance(error, RpcError):
+        name, status = error.name, error.status
+    else:
+        name, status = f"builtins.{type(error).__name__}", 200
+    message = str(error)
+    data = {"name": name, "message": message, "arguments": [message]}
+    error_object = {"code": 200, "message": SERVER_ERROR, "data": data}
+    return json_response({"jsonrpc": "2.0", "id": call_id, "error": error_object}, status)
+
+
+def json_response(envelope: dict, status: int) -> Response:
+    return Response(json.dumps(envelope), status=status, mimetype="application/json")

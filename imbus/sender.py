@@ -1,0 +1,26 @@
+"""Sending from the standalone server or any Python program: store, commit, announce."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from . import notify, store
+from .dispatcher import NOTIFY_DB, Database
+
+
+def sendmany(database: Database, dbname: str, notifications: Iterable[tuple[Any, Any]]) -> list[int]:
+    """Store `(channel, message)` pairs in one transaction, then NOTIFY their channels.
+
+    The NOTIFY runs in its own tiny transaction after the commit, as in Odoo: a
+    transaction that notifies takes a global lock at commit time.
+    """
+    notifications = list(notifications)
+    with database.cursor(dbname) as cr:
+        ids = store.insert(cr, notifications)
+    with database.cursor(NOTIFY_DB) as cr:
+        notify.notify(cr, [channel for channel, _ in notifications])
+    return ids
+
+
+def sendone(database: Database, dbname: str, channel: Any, message: Any) -> int:
+    return sendmany(database, dbname, [(channel, message)])[0]

@@ -1,0 +1,226 @@
+"""The standalone server: Odoo's long-polling routes over one PostgreSQL database.
+
+Routes (JSON-RPC like Odoo's): `POST /longpolling/poll`, `POST /longpolling/send`;
+plus `GET /health`, the demo page at `/` and the addon's files under `/bus/static/`.
+Only string channels come from clients, as in Odoo. The send route is open on a
+loopback address and needs `Authorization: Bearer <token>` when a token is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import socket
+from pathlib import Path
+from typing import Any, Callable
+
+import psycopg2
+from werkzeug.exceptions import Forbidden, HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.utils import send_from_directory
+from werkzeug.wrappers import Request, Response
+
+from . import jsonrpc, sender, store
+from .db import Pools
+from .dispatcher import Database, Dispatcher
+from .embedded import EmbeddedPostgres
+from .jsonrpc import RpcError
+
+_logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+MAX_BODY = 1024 * 1024  # bytes of a request body
+MAX_CHANNELS = 1000  # string channels one poll may name
+MAX_ID = 2**63 - 1
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
+        "Access-Control-Allow-Headers": "Content-Type, Authorization", "Access-Control-Max-Age": "86400"}
+
+
+class BusApp:
+    """The WSGI application; `dispatcher` waits, `database` stores sends."""
+
+    def __init__(self, dispatcher: Dispatcher, database: Database, dbname: str,
+                 send_token: str | None = None, max_body: int = MAX_BODY) -> None:
+        self.dispatcher = dispatcher
+        self.database = database
+        self.dbname = dbname
+        self.send_token = send_token
+        self.max_body = max_body
+        self.routes = Map([
+            Rule("/longpolling/poll", endpoint=self.on_poll, methods=["POST", "OPTIONS"]),
+            Rule("/longpolling/send", endpoint=self.on_send, methods=["POST"]),
+            Rule("/health", endpoint=self.on_health, methods=["GET"]),
+            Rule("/", endpoint=self.on_index, methods=["GET"]),
+            Rule("/bus/static/<path:path>", endpoint=self.on_static, methods=["GET"]),
+        ])
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        request = Request(environ)
+        request.max_content_length = self.max_body
+        try:
+            endpoint, args = self.routes.bind_to_environ(environ).match()
+            response = endpoint(request, **args)
+        except HTTPException as error:
+            response = error.get_response(environ)
+        return response(environ, start_response)
+
+    def rpc(self, request: Request, method: Callable[..., Any]) -> Response:
+        call_id = None
+        try:
+            if request.content_length is not None and request.content_length > self.max_body:
+                raise RpcError(f"Request body over {self.max_body} bytes",
+                               "werkzeug.exceptions.RequestEntityTooLarge", 413)
+            call_id, params = jsonrpc.parse(request)
+            return jsonrpc.answer(call_id, method(request, **params))
+        except RpcError as error:
+            return jsonrpc.fail(call_id, error)
+        except TypeError as error:  # missing or unexpected params
+            return jsonrpc.fail(call_id, error)
+        except HTTPException as error:
+            return jsonrpc.fail(call_id, RpcError(error.description or error.name,
+                                                  f"werkzeug.exceptions.{type(error).__name__}",
+                                                  error.code or 400))
+        except Exception as error:
+            _logger.exception("bus: %s failed", request.path)
+            return jsonrpc.fail(call_id, RpcError(str(error), f"builtins.{type(error).__name__}"))
+
+    # -- routes ---------------------------------------------------------------
+
+    def on_poll(self, request: Request) -> Response:
+        if request.method == "OPTIONS":
+            return Response(status=200, headers=CORS)
+        response = self.rpc(request, self.poll)
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        return response
+
+    def poll(self, request: Request, channels: Any, last: Any = 0, options: Any = None) -> Any:
+        if not isinstance(channels, list):
+            raise RpcError("bus.Bus channels must be a list of strings.")
+        if any(not isinstance(channel, str) for channel in channels):
+            raise RpcError("bus.Bus only string channels are allowed.")
+        if len(channels) > MAX_CHANNELS:
+            raise RpcError(f"bus.Bus polls at most {MAX_CHANNELS} channels.")
+        if isinstance(last, bool) or not isinstance(last, int) or not 0 <= last <= MAX_ID:
+            raise RpcError("bus.Bus last must be a non-negative integer id.", "builtins.ValueError")
+        if options is not None and not isinstance(options, dict):
+            raise RpcError("bus.Bus options must be an object.", "builtins.TypeError")
+        return self.dispatcher.poll(self.dbname, channels, last, options)
+
+    def on_send(self, request: Request) -> Response:
+        return self.rpc(request, self.send)
+
+    def send(self, request: Request, channel: Any, message: Any) -> None:
+        if self.send_token and request.headers.get("Authorization") != f"Bearer {self.send_token}":
+            raise RpcError("Access Denied", "odoo.exceptions.AccessDenied", Forbidden.code)
+        if not isinstance(channel, str):
+            raise RpcError("bus.Bus only string channels are allowed.")
+        sender.sendone(self.database, self.dbname, channel, message)
+
+    def on_health(self, request: Request) -> Response:
+        dispatcher = self.dispatcher
+        status = {"status": "ok" if dispatcher.listening else "degraded", "listening": dispatcher.listening,
+                  "waiters": dispatcher.waiting, "reconnects": dispatcher.reconnects, "database": self.dbname}
+        return jsonrpc.json_response(status, 200 if dispatcher.listening else 503)
+
+    def on_index(self, request: Request) -> Response:
+        return send_from_directory(STATIC / "demo", "index.html", request.environ)
+
+    def on_static(self, request: Request, path: str) -> Response:
+        return send_from_directory(STATIC, path, request.environ)
+
+
+# -- the process ------------------------------------------------------------------
+
+GC_PERIOD = 60.0  # seconds between deletions of old rows, off the request path
+
+
+def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_dir: Path,
+          send_token: str | None, max_body: int = MAX_BODY) -> None:
+    """Run until SIGINT/SIGTERM (gevent must already have patched the process)."""
+    import signal
+
+    import gevent
+    from gevent.event import Event
+    from gevent.pywsgi import WSGIServer
+
+    embedded = None
+    if not dsn:
+        embedded, dsn = _embedded(data_dir)
+    database = Pools(dsn, listen_dsn)
+    with database.cursor(database.dbname) as cr:
+        store.create_table(cr)
+    dispatcher = Dispatcher(database)
+    dispatcher.start()
+    app = BusApp(dispatcher, database, database.dbname, send_token, max_body)
+    server = WSGIServer(_listener(host, port), app, log=None)
+    collector = gevent.spawn(_collect_garbage, database)
+    stopping = Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        gevent.signal_handler(signum, stopping.set)
+    server.start()
+    print(f"imbus: serving http://{host}:{server.server_port}/ database {dsn}", flush=True)
+    try:
+        stopping.wait()
+    finally:
+        _logger.info("bus: stopping")
+        server.close()  # no new connections
+        dispatcher.stop()  # waiting polls answer now
+        server.stop(timeout=5)
+        collector.kill()
+        database.close()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _embedded(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
+    """Start (or reuse) the embedded cluster in `data_dir` with a database `imbus`."""
+    cluster = EmbeddedPostgres(data_dir / "pg", _saved_port(data_dir))
+    print(f"imbus: PostgreSQL data in {cluster.data_dir}", flush=True)
+    cluster.start()
+    (data_dir / "port").write_text(str(cluster.port))
+    conn = psycopg2.connect(cluster.dsn())
+    conn.autocommit = True
+    with conn.cursor() as cr:
+        cr.execute("SELECT 1 FROM pg_database WHERE datname = 'imbus'")
+        if not cr.fetchone():
+            cr.execute("CREATE DATABASE imbus")
+    conn.close()
+    conn = psycopg2.connect(cluster.dsn("imbus"))
+    conn.autocommit = True
+    with conn.cursor() as cr:
+        cr.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    conn.close()
+    return cluster, cluster.dsn("imbus")
+
+
+def _saved_port(data_dir: Path) -> int | None:
+    path = data_dir / "port"
+    return int(path.read_text()) if path.exists() else None
+
+
+def _listener(host: str, port: int) -> socket.socket:
+    """A listening socket whose connections send small answers at once: without
+    TCP_NODELAY each keep-alive answer waits ~40 ms for the peer's delayed ACK."""
+    _raise_file_limit()
+    sock = socket.create_server((host, port), backlog=4096)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _raise_file_limit() -> None:
+    """Each waiting poll is an open socket: allow as many as the system lets us."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _collect_garbage(database: Pools) -> None:
+    import gevent
+
+    while True:
+        gevent.sleep(GC_PERIOD)
+        try:
+            with database.cursor(database.dbname) as cr:
+                store.gc(cr)
+        except Exception:
+            _logger.warning("bus: garbage collection failed", exc_info=True)

@@ -1,0 +1,153 @@
+"""SQL on the `bus_bus` table, for any DB-API cursor (psycopg2's or Odoo's).
+
+The table is the one Odoo's ORM creates for model `bus.bus`; the standalone server
+creates it when missing so both can share a database.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from .channels import TIMEOUT, json_dump
+
+CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS bus_bus (
+    id serial PRIMARY KEY,
+    channel varchar,
+    message varchar,
+    create_uid integer,
+    create_date timestamp without time zone,
+    write_uid integer,
+    write_date timestamp without time zone
+)
+"""
+
+NOW = "(now() at time zone 'utc')"  # transaction start, in UTC, as Odoo's ORM stamps rows
+
+
+class Row(NamedTuple):
+    """A stored notification; `channel` and `message` are the stored JSON texts."""
+
+    id: int
+    channel: str
+    message: str
+    created: Any  # naive UTC datetime
+
+    def as_dict(self) -> dict:
+        return {"id": self.id, "channel": json.loads(self.channel), "message": json.loads(self.message)}
+
+
+def create_table(cr) -> None:
+    cr.execute(CREATE_TABLE)
+
+
+def insert(cr, notifications: Iterable[tuple[Any, Any]], uid: int | None = None) -> list[int]:
+    """Store notifications in one statement; returns their ids in order."""
+    params: list[Any] = []
+    for channel, message in notifications:
+        params += [json_dump(channel), json_dump(message), uid, uid]
+    if not params:
+        return []
+    values = ",".join([f"(%s, %s, %s, {NOW}, %s, {NOW})"] * (len(params) // 4))
+    cr.execute(
+        "INSERT INTO bus_bus (channel, message, create_uid, create_date, write_uid, write_date)"
+        f" VALUES {values} RETURNING id",
+        params,
+    )
+    return [row[0] for row in cr.fetchall()]
+
+
+def fetch(cr, channels: Iterable[Any], last: int = 0) -> list[dict]:
+    """Odoo's `bus.bus.poll`: with `last` = 0 the channels' rows of the last TIMEOUT
+    seconds, else their rows with an id above `last`; oldest first."""
+    keys = sorted({json_dump(channel) for channel in channels})
+    return [row.as_dict() for row in select(cr, keys, int(last or 0))]
+
+
+def select(cr, keys: Sequence[str], last: int, upto: int | None = None,
+           exclude: Sequence[int] = ()) -> list[Row]:
+    """Rows of the encoded channels `keys` after `last` (or, for 0, of the last TIMEOUT
+    seconds), at most `upto`, leaving out the ids in `exclude`."""
+    if not keys:
+        return []
+    if last:
+        where, params = "id > %s", [last]
+    else:
+        where = "create_date > (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)"
+        params = [TIMEOUT]
+    if upto is not None:
+        where += " AND id <= %s"
+        params.append(upto)
+    cr.execute(
+        f"SELECT id, channel, message, create_date FROM bus_bus WHERE {where}"
+        " AND channel = ANY(%s) AND NOT id = ANY(%s::int[]) ORDER BY id",
+        [*params, list(keys), list(exclude)],
+    )
+    return [Row(*row) for row in cr.fetchall()]
+
+
+class Snapshot(NamedTuple):
+    """What a feed refresh saw: new and re-checked rows, and which transactions were
+    still running (txid bounds), to tell an in-flight id from a rolled-back one."""
+
+    rows: list[Row]
+    xmin: int
+    xmax: int
+
+
+def read_since(cr, after: int, pending: Sequence[int]) -> Snapshot:
+    """Every row above `after`, plus those of `pending` (ids at or below it) now visible."""
+    cr.execute(
+        """
+        WITH seen AS (
+            SELECT id, channel, message, create_date FROM bus_bus WHERE id > %s
+            UNION ALL
+            SELECT id, channel, message, create_date FROM bus_bus WHERE id = ANY(%s::int[]) AND id <= %s
+        )
+        SELECT txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot()),
+               seen.id, seen.channel, seen.message, seen.create_date
+        FROM (SELECT 1) AS one LEFT JOIN seen ON true
+        ORDER BY seen.id
+        """,
+        [after, list(pending), after],
+    )
+    result = cr.fetchall()
+    rows = [Row(*row[2:]) for row in result if row[2] is not None]
+    return Snapshot(rows, result[0][0], result[0][1])
+
+
+def last_ids(cr, count: int) -> list[Row]:
+    """The rows among the `count` highest ids, to seed a feed at start-up."""
+    cr.execute(
+        "SELECT id, channel, message, create_date FROM bus_bus"
+        " WHERE id > (SELECT COALESCE(max(id), 0) FROM bus_bus) - %s ORDER BY id",
+        [count],
+    )
+    return [Row(*row) for row in cr.fetchall()]
+
+
+def max_id(cr) -> int:
+    cr.execute("SELECT COALESCE(max(id), 0) FROM bus_bus")
+    return cr.fetchone()[0]
+
+
+def renumber(cr, ids: Sequence[int]) -> list[Row]:
+    """Give rows fresh ids from the table's sequence, so pollers already past their old
+    ids still get them; returns the renumbered rows."""
+    cr.execute(
+        "UPDATE bus_bus SET id = nextval(pg_get_serial_sequence('bus_bus', 'id'))"
+        " WHERE id = ANY(%s::int[]) RETURNING id, channel, message, create_date",
+        [list(ids)],
+    )
+    return sorted((Row(*row) for row in cr.fetchall()), key=lambda row: row.id)
+
+
+def gc(cr, max_age: float = 2 * TIMEOUT) -> int:
+    """Delete rows older than `max_age` seconds; returns how many."""
+    cr.execute(
+        "DELETE FROM bus_bus WHERE create_date < (statement_timestamp() at time zone 'utc')"
+        " - make_interval(secs => %s)",
+        [max_age],
+    )
+    return cr.rowcount
