@@ -1,0 +1,139 @@
+"""The `bus.bus` model and the process-wide dispatcher, as Odoo 14's addons expect them.
+
+Other addons import from here: `TIMEOUT`, `json_dump`, `hashable`, `ImBus` (mail's tests
+patch `ImBus.create`), `ImDispatch` and `dispatch`. The SQL and the waiting live in the
+framework-free core (`imbus/`); this module only feeds it Odoo cursors and connections.
+
+Configuration (odoo.conf or environment):
+- `imbus_listen_dsn` / `IMBUS_LISTEN_DSN`: libpq DSN for the LISTEN connection when the
+  regular one goes through a transaction-pooling PgBouncer (LISTEN needs a real session).
+  By default the listener uses Odoo's own `db_*` settings on the `postgres` database.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any, Iterable
+
+import odoo
+import psycopg2
+from odoo import api, fields, models
+from odoo.tools import config
+
+from ..imbus import notify as imbus_notify
+from ..imbus import store
+from ..imbus.channels import TIMEOUT, hashable, json_dump
+from ..imbus.dispatcher import Dispatcher
+
+__all__ = ['TIMEOUT', 'ImBus', 'ImDispatch', 'OdooDatabase', 'dispatch', 'hashable', 'json_dump']
+
+_logger = logging.getLogger(__name__)
+
+# key of the channels gathered for the NOTIFY sent once the transaction commits
+PENDING_KEY = 'bus.bus.channels'
+
+
+def notify_channels(channels: list) -> None:
+    """Wake the pollers of `channels` in every process (NOTIFY on the `postgres` database).
+
+    Runs after the commit: a failure here must not turn a committed request into an
+    error, the rows are safe and pollers still get them on their next wake-up.
+    """
+    try:
+        with odoo.sql_db.db_connect('postgres').cursor() as cr:
+            imbus_notify.notify(cr, channels)
+    except Exception:
+        _logger.exception("bus: NOTIFY imbus failed for %d channel(s)", len(channels))
+
+
+class ImBus(models.Model):
+    _name = 'bus.bus'
+    _description = 'Bus Message'
+
+    channel = fields.Char('Channel')
+    message = fields.Char('Message')
+
+    @api.autovacuum
+    def _gc_messages(self) -> int:
+        """Drop rows older than twice the poll timeout; clients that far behind reload."""
+        self.flush()
+        count = store.gc(self.env.cr)
+        self.invalidate_cache()
+        return count
+
+    @api.model
+    def sendmany(self, notifications: Iterable) -> None:
+        """Store `[(channel, message), ...]` in one `create` and NOTIFY after commit.
+
+        The NOTIFY must wait for the commit, or the woken pollers would find nothing.
+        All `sendmany` calls of one transaction share a single NOTIFY.
+        """
+        vals_list = []
+        channels = []
+        for channel, message in notifications:
+            vals_list.append({'channel': json_dump(channel), 'message': json_dump(message)})
+            channels.append(channel)
+        if not vals_list:
+            return
+        self.sudo().create(vals_list)
+
+        postcommit = self.env.cr.postcommit
+        pending = postcommit.data.get(PENDING_KEY)
+        if pending is None:
+            pending = postcommit.data[PENDING_KEY] = {}
+
+            @postcommit.add
+            def notify():
+                notify_channels(list(pending.values()))
+
+        for channel in channels:
+            pending.setdefault(json_dump(channel), channel)
+
+    @api.model
+    def sendone(self, channel: Any, message: Any) -> None:
+        self.sendmany([[channel, message]])
+
+    @api.model
+    def poll(self, channels: list, last: int = 0, options: dict | None = None) -> list:
+        """Rows of `channels` after id `last` (or of the last TIMEOUT seconds when 0), no waiting."""
+        self.flush()
+        return store.fetch(self.env.cr, channels, last)
+
+
+class OdooDatabase:
+    """The core's `Database`, backed by Odoo's connection pool and `db_*` settings."""
+
+    def cursor(self, dbname: str):
+        # Odoo cursors commit on a clean `with` exit and roll back (close) otherwise
+        return odoo.sql_db.db_connect(dbname).cursor()
+
+    def listen_connection(self):
+        dsn = config.get('imbus_listen_dsn') or os.environ.get('IMBUS_LISTEN_DSN')
+        if dsn:
+            return psycopg2.connect(dsn)
+        _dbname, info = odoo.sql_db.connection_info_for('postgres')
+        return psycopg2.connect(**info)
+
+
+class ImDispatch(Dispatcher):
+    """The core dispatcher wired to Odoo: one LISTEN connection per server process."""
+
+    def __init__(self, database: Any = None, timeout: float = TIMEOUT) -> None:
+        super().__init__(database or OdooDatabase(), timeout)
+
+    def poll(self, dbname, channels, last, options=None, timeout=None):
+        if not odoo.evented:
+            # A waiting poll must neither delay shutdown nor count as a running HTTP
+            # request (tests wait for those; the time limits skip daemon threads).
+            current = threading.current_thread()
+            current._daemonic = True
+            current.name = f'odoo.longpolling.request.{current.ident}'
+        return super().poll(dbname, channels, last, options=options, timeout=timeout)
+
+
+# HTTP workers of a prefork server never wait: polls go to the gevent process.
+dispatch: ImDispatch | None = None
+if not odoo.multi_process or odoo.evented:
+    dispatch = ImDispatch()
