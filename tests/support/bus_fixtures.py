@@ -163,6 +163,10 @@ class Server:
             time.sleep(0.05)
         return False
 
+    def health(self) -> dict:
+        with urllib.request.urlopen(self.url + "/health", timeout=5) as response:
+            return json.loads(response.read())
+
     def post(self, path: str, body: bytes, headers: dict | None = None, timeout: float = 60) -> tuple[int, Any]:
         """POST raw bytes; returns the status and the decoded JSON body (or text)."""
         request = urllib.request.Request(self.url + path, data=body, method="POST",
