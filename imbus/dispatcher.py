@@ -75,8 +75,8 @@ class Dispatcher:
         options = options or {}
         channels = list(channels)
         keys = frozenset(json_dump(channel) for channel in channels)
-        if options.get("peek"):
-            return {"notifications": self.read(dbname, keys, last), "channels": channels}
+        if options.get("peek"):  # answers at once, so it cannot wait for a NOTIFY in flight
+            return {"notifications": self.read(dbname, keys, last, fresh=True), "channels": channels}
         if not self.started:
             self.start()
         waiter = Waiter(dbname, keys)
@@ -99,9 +99,13 @@ class Dispatcher:
                 _logger.warning("bus: re-reading after a wake-up failed", exc_info=True)
         return notifications
 
-    def read(self, dbname: str, keys: Iterable[str], last: int) -> list[dict]:
-        """What a poll returns now: from memory, or from the table for an old `last`."""
+    def read(self, dbname: str, keys: Iterable[str], last: int, fresh: bool = False) -> list[dict]:
+        """What a poll returns now: from memory, or from the table for an old `last`.
+        Memory is refreshed first when notified of changes, when `fresh` is asked, and
+        whenever no listener keeps it up to date."""
         feed = self.feed(dbname)
+        if fresh or not self.listening:
+            feed.dirty = True
         if feed.dirty:
             self.refresh(feed)
         rows = feed.read(keys, last)

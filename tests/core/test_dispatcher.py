@@ -203,3 +203,10 @@ def test_stop_answers_waiting_polls(database):
     wait_for(lambda: bus.waiting == 1)
     bus.stop()
     assert poll.outcome(5) == []
+
+
+def test_peek_sees_a_row_committed_just_before_without_a_listener(database):
+    bus = Dispatcher(database)  # never started: nothing would mark the feed stale
+    assert bus.poll(database.dbname, ["peeked"], 0, {"peek": True})["notifications"] == []
+    sender.sendone(database, database.dbname, "peeked", "now")
+    assert messages(bus.poll(database.dbname, ["peeked"], 0, {"peek": True})["notifications"]) == ["now"]
