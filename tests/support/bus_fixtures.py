@@ -45,7 +45,7 @@ def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Col
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
     """Odoo-hosted tests (modules of the Odoo `tests` package) need Odoo to import."""
-    if not HAS_ODOO and (collection_path.parent / "__init__.py").exists():
+    if not HAS_ODOO and collection_path.suffix == ".py" and (collection_path.parent / "__init__.py").exists():
         return True
     return None
 
