@@ -31,7 +31,7 @@ from imbus.db import Pools
 from imbus.embedded import EmbeddedPostgres, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-GOLDEN = ROOT.parent / "shared" / "golden"  # facts recorded from a real Odoo 14 server
+GOLDEN = ROOT / "tests" / "golden"  # facts recorded from a real Odoo 14 server
 HAS_ODOO = importlib.util.find_spec("odoo") is not None
 START_TIMEOUT = 60
 
