@@ -94,9 +94,9 @@ class TestRoutes(HttpCase):
     def test_send_refuses_non_string_channel(self):
         self.authenticate('admin', 'admin')
         db = self.env.cr.dbname
-        answer = self.rpc('/longpolling/send', {'channel': [db, 'res.partner', 3], 'message': 1})
+        answer = self.rpc('/longpolling/send', {'channel': [db, 'res.partner', 424242], 'message': 1})
         self.assertError(answer, STRING_ONLY)
-        self.assertFalse(self.sent((db, 'res.partner', 3)))
+        self.assertFalse(self.sent((db, 'res.partner', 424242)))
 
     # -- /longpolling/im_status -------------------------------------------------
 
