@@ -1,0 +1,405 @@
+"""The scenarios: each drives a running server and returns one result dict.
+
+Pollers behave like browsers: one keep-alive connection each, re-polling at once
+with the highest id they received. They start from the current last id (learnt from a
+marker message), as a page that has been open a while does, so the first poll
+already waits in memory instead of querying the last 50 s of the table.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import time
+import uuid
+from typing import Any, Callable
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.pool
+
+from .http import HttpError
+from .process import CpuMeter, rss_mb
+from .sql import Statements
+from .stats import Tally
+from .targets import RpcFailure
+
+CONNECT_AT_ONCE = 200  # connections opened concurrently while pollers ramp up
+SETTLE = 2.0  # seconds to wait for polls to be held when the server cannot count them
+DRAIN = 5.0  # seconds to wait for in-flight deliveries after the last send
+RETRY_PAUSE = 0.1
+
+
+class Run:
+    """What every scenario shares: the target, the tally, pollers, statements, deadline."""
+
+    def __init__(self, target: Any, name: str, dsn: str | None = None, server_pid: int | None = None,
+                 progress: bool = False) -> None:
+        self.target = target
+        self.name = name
+        self.tag = uuid.uuid4().hex[:8]
+        self.tally = Tally()
+        self.statements = Statements(dsn)
+        self.server_pid = server_pid
+        self.progress = progress
+        self.pollers: list[Poller] = []
+        self.group = gevent.pool.Group()
+        self.connecting = gevent.lock.Semaphore(CONNECT_AT_ONCE)
+        self.stopping = False
+        self.started = time.monotonic()
+        self.seq = 0
+        self.baseline = 0
+        self.extra: dict[str, Any] = {}
+
+    def channel(self, index: int) -> str:
+        return f"bench.{self.tag}.{index}"
+
+    # -- pollers --------------------------------------------------------------
+
+    def start_pollers(self, count: int, channels_of: Callable[[int], list[str]], last: int,
+                      churn: float = 0.0) -> None:
+        self.baseline = self.target.waiters() or 0
+        for index in range(count):
+            poller = Poller(self, index, channels_of(index), last, churn)
+            self.pollers.append(poller)
+            self.group.spawn(poller.loop)
+
+    def wait_held(self, count: int | None = None, within: float = 120.0) -> bool:
+        """Wait until the server holds `count` of our polls (all by default)."""
+        expected = self.baseline + (len(self.pollers) if count is None else count)
+        if self.target.waiters() is None:
+            gevent.sleep(SETTLE)
+            return True
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            held = self.target.waiters()
+            if held is not None and held >= expected:
+                return True
+            gevent.sleep(0.05)
+        return False
+
+    def recipients(self, channel: str) -> list[int]:
+        return [poller.index for poller in self.pollers if channel in poller.channels]
+
+    # -- sending ----------------------------------------------------------------
+
+    def prime(self) -> int:
+        """The current last id: send a marker and poll it back."""
+        channel = self.channel("prime")
+        sender = self.target.sender()
+        try:
+            sender.send(channel, {"marker": self.tag})
+        finally:
+            sender.close()
+        conn = self.target.connection()
+        try:
+            notifications = self.target.poll(conn, [channel], 0)
+        finally:
+            conn.close()
+        return max((notification["id"] for notification in notifications), default=0)
+
+    def send(self, sender: Any, channel: str, recipients: list[int]) -> bool:
+        """Send one stamped message; False (and an error counted) if the send failed."""
+        self.seq += 1
+        seq = self.seq
+        message = self.tally.message(seq)
+        try:
+            sender.send(channel, message)
+        except HttpError:
+            self.tally.error("http: send")
+            return False
+        except RpcFailure:
+            self.tally.error("rpc: send")
+            return False
+        self.tally.sent(seq, recipients, message["at"], time.monotonic() - message["at"])
+        return True
+
+    def wait_delivered(self, within: float = DRAIN) -> bool:
+        deadline = time.monotonic() + within
+        while self.tally.outstanding() and time.monotonic() < deadline:
+            gevent.sleep(0.01)
+        return not self.tally.outstanding()
+
+    # -- reporting ----------------------------------------------------------------
+
+    def report_progress(self, every: float = 2.0) -> None:
+        while True:
+            gevent.sleep(every)
+            self.print_progress()
+
+    def print_progress(self) -> None:
+        tally = self.tally
+        rss = rss_mb(self.server_pid) if self.server_pid else None
+        line = (f"[{self.name}] {time.monotonic() - self.started:6.1f}s pollers {len(self.pollers)}"
+                f" sent {tally.sends} received {len(tally.latencies)} outstanding {tally.outstanding()}"
+                f" errors {sum(tally.errors.values())}")
+        if rss is not None:
+            line += f" server {rss} MB"
+        print(line, file=sys.stderr, flush=True)
+
+    def result(self, **fields: Any) -> dict[str, Any]:
+        sql = self.statements.result if self.statements.result else {"n/a": self.statements.reason or "no data"}
+        return {"scenario": self.name, "target": self.target.kind, "pollers": len(self.pollers),
+                **fields, **self.tally.report(), "sql": sql, **self.extra,
+                "elapsed_s": round(time.monotonic() - self.started, 2)}
+
+    def close(self) -> None:
+        self.stopping = True
+        self.group.kill(block=True, timeout=10)
+        for poller in self.pollers:
+            poller.close()
+
+
+class Poller:
+    """One browser tab's long-poll loop on its own keep-alive connection.
+
+    With `churn` > 0 it abandons a poll now and then (closes the connection mid-wait,
+    like a closed tab or a dropped network) and comes back with its last id.
+    """
+
+    def __init__(self, run: Run, index: int, channels: list[str], last: int, churn: float = 0.0) -> None:
+        self.run = run
+        self.index = index
+        self.channels = channels
+        self.last = last
+        self.churn = churn
+        self.conn = run.target.connection()
+        self.arrived = gevent.event.Event()
+        self.reconnects = 0
+
+    def loop(self) -> None:
+        run = self.run
+        with run.connecting:
+            try:
+                self.conn.open()
+            except (OSError, HttpError):
+                run.tally.error("http: connect")
+        while not run.stopping:
+            try:
+                with gevent.Timeout(self._patience(), False):
+                    notifications = run.target.poll(self.conn, self.channels, self.last)
+                    self.take(notifications)
+                    continue
+                self.conn.close()  # abandoned mid-poll
+                self.reconnects += 1
+            except HttpError:
+                run.tally.error("http: poll")
+                gevent.sleep(RETRY_PAUSE)
+            except RpcFailure:
+                run.tally.error("rpc: poll")
+                gevent.sleep(RETRY_PAUSE)
+
+    def take(self, notifications: list[dict]) -> None:
+        now = time.monotonic()
+        for notification in notifications:
+            self.run.tally.received(self.index, notification["message"], now)
+            self.last = max(self.last, notification["id"])
+        self.arrived.set()
+
+    def _patience(self) -> float | None:
+        """How long to wait on this poll before abandoning it (None: as long as it takes)."""
+        if self.churn and random.random() < self.churn:
+            return random.uniform(0.2, 5.0)
+        return None
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _guarded(run: Run, deadline: float, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run `body` within `deadline` seconds, always closing the pollers."""
+    reporter = gevent.spawn(run.report_progress) if run.progress else None
+    try:
+        result = None
+        with gevent.Timeout(deadline, False):
+            result = body()
+        if result is None:
+            run.extra["timed_out"] = True
+            run.statements.stop()
+            result = run.result()
+        return result
+    finally:
+        if reporter is not None:
+            reporter.kill()
+        run.close()
+
+
+# -- the scenarios --------------------------------------------------------------------
+
+
+def pingpong(target: Any, messages: int = 200, pause: float = 0.001, deadline: float = 60.0,
+             dsn: str | None = None, server_pid: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """One poller, one message at a time: the latency of the whole path. The sender
+    waits for each message to arrive, then `pause` s for the poller to wait again."""
+    run = Run(target, "pingpong", dsn, server_pid, progress)
+
+    def body() -> dict[str, Any]:
+        last = run.prime()
+        channel = run.channel(0)
+        run.start_pollers(1, lambda index: [channel], last)
+        run.wait_held()
+        poller, sender = run.pollers[0], target.sender()
+        run.statements.start()
+        try:
+            for _ in range(messages):
+                poller.arrived.clear()
+                if run.send(sender, channel, [0]):
+                    poller.arrived.wait(5.0)
+                gevent.sleep(pause)
+        finally:
+            sender.close()
+        run.wait_delivered()
+        run.statements.stop()
+        return run.result(channels=1)
+
+    return _guarded(run, deadline, body)
+
+
+def broadcast(target: Any, pollers: int = 1000, messages: int = 3, deadline: float = 300.0,
+              dsn: str | None = None, server_pid: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """N pollers on one channel, one message at a time: how long until the last poller
+    has it, and how many statements the server ran per broadcast."""
+    run = Run(target, "broadcast", dsn, server_pid, progress)
+
+    def body() -> dict[str, Any]:
+        last = run.prime()
+        channel = run.channel(0)
+        run.start_pollers(pollers, lambda index: [channel], last)
+        if not run.wait_held():
+            run.tally.error("http: pollers not all held")
+        run.extra["broadcasts"] = _broadcasts(run, channel, messages)
+        return run.result(channels=1)
+
+    return _guarded(run, deadline, body)
+
+
+def _broadcasts(run: Run, channel: str, messages: int) -> dict[str, Any]:
+    """Send `messages` broadcasts one by one, each once every poller waits again."""
+    everyone = [poller.index for poller in run.pollers]
+    sender = run.target.sender()
+    last_poller: list[float] = []
+    run.statements.start()
+    try:
+        for _ in range(messages):
+            first = run.seq + 1
+            if run.send(sender, channel, everyone):
+                run.wait_delivered(10.0)
+                got = run.tally.got[first]
+                if len(got) == len(everyone):
+                    last_poller.append(run.tally.last_receipt - run.tally.stamps[first])
+            run.wait_held(within=30.0)  # every poller waits again: its re-poll is in the count
+    finally:
+        sender.close()
+    sql = run.statements.stop()
+    result: dict[str, Any] = {"last_poller_ms": [round(seconds * 1000, 1) for seconds in last_poller]}
+    if sql and messages:
+        result["sql_per_broadcast"] = round(sql["total"] / messages, 1)
+        result["fetch_per_broadcast"] = round(sql["fetch"] / messages, 1)
+    return result
+
+
+def fanout(target: Any, pollers: int = 1000, channels: int = 1000, rate: float = 2000.0, duration: float = 10.0,
+           senders: int = 8, deadline: float = 120.0, dsn: str | None = None, server_pid: int | None = None,
+           progress: bool = False, churn: float = 0.0, name: str = "fanout") -> dict[str, Any]:
+    """N pollers on M channels (poller i on channel i mod M); `rate` messages per
+    second to random channels for `duration` s, from `senders` concurrent senders."""
+    run = Run(target, name, dsn, server_pid, progress)
+
+    def body() -> dict[str, Any]:
+        last = run.prime()
+        run.start_pollers(pollers, lambda index: [run.channel(index % channels)], last, churn)
+        if not run.wait_held():
+            run.tally.error("http: pollers not all held")
+        audience = {run.channel(index): [] for index in range(channels)}
+        for poller in run.pollers:
+            audience[poller.channels[0]].append(poller.index)
+        run.statements.start()
+        sampler = gevent.spawn(_sample_server, run, 1.0) if run.server_pid else None
+        begun = time.monotonic()
+        _send_at_rate(run, audience, rate, duration, senders)
+        sent_in = time.monotonic() - begun
+        run.wait_delivered()
+        if sampler is not None:
+            sampler.kill()
+        run.statements.stop()
+        run.extra["send_rate"] = round(run.tally.sends / sent_in, 1) if sent_in else None
+        if churn:
+            run.extra["reconnects"] = sum(poller.reconnects for poller in run.pollers)
+        return run.result(channels=channels, rate=rate, duration=duration, senders=senders)
+
+    return _guarded(run, deadline, body)
+
+
+def _send_at_rate(run: Run, audience: dict[str, list[int]], rate: float, duration: float, senders: int) -> None:
+    """Message k is due at start + k / rate; `senders` greenlets take the due ones."""
+    total = int(rate * duration)
+    names = list(audience)
+    start = time.monotonic()
+    counter = iter(range(total))
+
+    def work() -> None:
+        sender = run.target.sender()
+        try:
+            for k in counter:
+                delay = start + k / rate - time.monotonic()
+                if delay > 0:
+                    gevent.sleep(delay)
+                channel = random.choice(names)
+                run.send(sender, channel, audience[channel])
+        finally:
+            sender.close()
+
+    gevent.joinall([gevent.spawn(work) for _ in range(senders)])
+
+
+def _sample_server(run: Run, every: float) -> None:
+    """Server memory, CPU and held polls over time, into `run.extra['samples']`."""
+    samples = run.extra.setdefault("samples", [])
+    meter = CpuMeter(run.server_pid)
+    while True:
+        gevent.sleep(every)
+        samples.append({"t": round(time.monotonic() - run.started, 1), "rss_mb": rss_mb(run.server_pid),
+                        "cpu_percent": meter.percent(), "waiters": run.target.waiters()})
+
+
+def idle(target: Any, pollers: int = 1000, hold: float = 10.0, deadline: float = 300.0, dsn: str | None = None,
+         server_pid: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """N polls held open for `hold` s: the server's memory and CPU; then one broadcast."""
+    run = Run(target, "idle", dsn, server_pid, progress)
+
+    def body() -> dict[str, Any]:
+        last = run.prime()
+        channel = run.channel(0)
+        before = rss_mb(server_pid) if server_pid else None
+        run.start_pollers(pollers, lambda index: [channel], last)
+        if not run.wait_held():
+            run.tally.error("http: pollers not all held")
+        gevent.sleep(1.0)  # let connection set-up finish before measuring
+        if server_pid:
+            meter = CpuMeter(server_pid)
+            gevent.sleep(hold)
+            run.extra.update(rss_before_mb=before, rss_held_mb=rss_mb(server_pid), cpu_idle_percent=meter.percent())
+        else:
+            gevent.sleep(hold)
+            run.extra["server"] = "n/a: no --server-pid"
+        run.extra["broadcasts"] = _broadcasts(run, channel, 1)
+        return run.result(channels=1, hold=hold)
+
+    return _guarded(run, deadline, body)
+
+
+def soak(target: Any, pollers: int = 200, channels: int = 50, rate: float = 200.0, duration: float = 60.0,
+         churn: float = 0.3, senders: int = 4, deadline: float | None = None, dsn: str | None = None,
+         server_pid: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Senders and churning pollers (some polls abandoned mid-wait, then resumed with
+    their last id) for `duration` s: memory sampled over time must stay flat, and
+    nothing may be lost, duplicated or fail."""
+    result = fanout(target, pollers, channels, rate, duration, senders, deadline or duration + 120.0, dsn,
+                    server_pid, progress, churn, name="soak")
+    samples = [sample["rss_mb"] for sample in result.get("samples", []) if sample["rss_mb"] is not None]
+    if samples:
+        half = samples[len(samples) // 2:]
+        result["rss_mb"] = {"first": samples[0], "last": samples[-1], "max": max(samples),
+                            "growth_second_half": round(half[-1] - half[0], 1)}
+    return result

@@ -1,0 +1,103 @@
+"""Each scenario, tiny, against a real standalone server: the numbers are measured."""
+
+import contextlib
+import json
+import subprocess
+import sys
+
+import psycopg2
+import pytest
+
+from imbus.bench import scenarios
+from imbus.bench.http import loopback_address
+from imbus.bench.targets import Standalone
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def srv(server, dsn):
+    """A server whose database can report its statements."""
+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cr:
+        conn.autocommit = True
+        cr.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return server()
+
+
+def clean(result, expected):
+    assert result["expected"] == expected
+    assert result["delivered"] == expected
+    assert result["lost"] == 0
+    assert result["duplicated"] == 0
+    assert result["unexpected"] == 0
+    assert result["http_errors"] == 0
+    assert result["rpc_errors"] == 0
+    assert not result.get("timed_out")
+
+
+def test_pingpong_measures_each_message_and_the_statements_behind_it(srv):
+    result = scenarios.pingpong(Standalone(srv.url), messages=5, dsn=srv.dsn, deadline=30)
+    clean(result, 5)
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"] < 5000
+    inserts = [each for each in result["sql"]["top"] if each["query"].startswith("INSERT INTO bus_bus")]
+    assert inserts[0]["calls"] == 5  # one INSERT per send
+    assert result["sql"]["fetch"] >= 1
+
+
+def test_broadcast_reaches_every_poller_with_statements_independent_of_pollers(srv):
+    result = scenarios.broadcast(Standalone(srv.url), pollers=6, messages=2, dsn=srv.dsn, deadline=60)
+    clean(result, 12)
+    broadcasts = result["broadcasts"]
+    assert len(broadcasts["last_poller_ms"]) == 2
+    assert 1 <= broadcasts["fetch_per_broadcast"] < 6
+
+
+def test_fanout_delivers_each_message_to_its_channel_only(srv):
+    result = scenarios.fanout(Standalone(srv.url), pollers=6, channels=3, rate=100, duration=0.3, senders=2,
+                              dsn=srv.dsn, server_pid=srv.pid, deadline=60)
+    clean(result, 2 * 30)  # two pollers per channel
+    assert result["sent"] == 30
+    assert result["delivered_per_s"] > 0
+    assert result["sql"]["total"] > 0
+
+
+def test_idle_reports_the_servers_memory_and_cpu_then_broadcasts(srv):
+    result = scenarios.idle(Standalone(srv.url), pollers=5, hold=0.5, server_pid=srv.pid, deadline=60)
+    clean(result, 5)
+    assert result["rss_held_mb"] > 0
+    assert result["cpu_idle_percent"] is not None
+    assert result["sql"] == {"n/a": "no --dsn given"}
+
+
+def test_soak_with_abandoned_polls_loses_nothing_and_samples_memory(srv):
+    result = scenarios.soak(Standalone(srv.url), pollers=8, channels=4, rate=40, duration=2.5, churn=0.5,
+                            dsn=srv.dsn, server_pid=srv.pid)
+    clean(result, 2 * 100)
+    assert result["reconnects"] > 0
+    assert result["rss_mb"]["max"] > 0
+
+
+def test_a_scenario_stops_at_its_deadline(srv):
+    result = scenarios.fanout(Standalone(srv.url), pollers=2, channels=2, rate=10, duration=30, deadline=1.5)
+    assert result["timed_out"]
+    assert result["sent"] < 300
+
+
+def test_only_loopback_servers_are_driven():
+    assert loopback_address("http://127.0.0.1:8072") == ("127.0.0.1", 8072)
+    with pytest.raises(ValueError):
+        loopback_address("http://192.0.2.1:8072")
+
+
+def test_the_command_line_prints_a_row_and_json(srv):
+    command = [sys.executable, "-m", "imbus.bench", "--url", srv.url, "--dsn", srv.dsn, "--quiet", "--json",
+               "pingpong", "--messages", "3"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    header, line, blob = done.stdout.splitlines()
+    assert header.startswith("scenario")
+    assert line.startswith("pingpong")
+    result = json.loads(blob)
+    clean(result, 3)
+    assert result["sql"]["total"] > 0
