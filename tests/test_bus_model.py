@@ -68,6 +68,38 @@ class TestHelpers(TransactionCase):
         self.assertIsInstance(bus_module.dispatch, bus_module.ImDispatch)
 
 
+class TestListenConnection(TransactionCase):
+    """The LISTEN connection can bypass a transaction-pooling PgBouncer."""
+
+    def dsn(self, application_name):
+        _db, info = odoo.sql_db.connection_info_for('postgres')
+        parts = [f"{key if key != 'database' else 'dbname'}={value}" for key, value in info.items()]
+        return ' '.join([*parts, f'application_name={application_name}'])
+
+    def application_name(self):
+        conn = OdooDatabase().listen_connection()
+        try:
+            with conn.cursor() as cr:
+                cr.execute("SELECT current_database(), current_setting('application_name')")
+                return cr.fetchone()
+        finally:
+            conn.close()
+
+    def test_default_is_odoo_settings_on_postgres(self):
+        with patch.dict(odoo.tools.config.options, imbus_listen_dsn=''), \
+                patch.dict('os.environ', {'IMBUS_LISTEN_DSN': ''}):
+            self.assertEqual(self.application_name()[0], 'postgres')
+
+    def test_config_key(self):
+        with patch.dict(odoo.tools.config.options, imbus_listen_dsn=self.dsn('imbus-from-config')):
+            self.assertEqual(self.application_name(), ('postgres', 'imbus-from-config'))
+
+    def test_environment_variable(self):
+        with patch.dict(odoo.tools.config.options, imbus_listen_dsn=''), \
+                patch.dict('os.environ', {'IMBUS_LISTEN_DSN': self.dsn('imbus-from-env')}):
+            self.assertEqual(self.application_name(), ('postgres', 'imbus-from-env'))
+
+
 class TestSend(TransactionCase):
 
     def rows(self, *channels):
