@@ -95,12 +95,14 @@ def wait_for_one_master(pages: list[DemoPage], timeout: float = 15.0) -> DemoPag
         pages[0].wait(50)
 
 
-def wait_until(pages: list[DemoPage], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def wait_until(pages: list[Any], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Waits for `condition` while letting Playwright deliver its events (pages: DemoPage or Page)."""
+    page = getattr(pages[0], "page", pages[0])
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
-        pages[0].wait(50)
+        page.wait_for_timeout(50)
 
 
 def now_ms() -> float:

@@ -7,6 +7,9 @@ carries notifications); "storage" forces the fallback on localStorage alone.
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import psycopg2
 import pytest
 from browser_helpers import fast_retry, now_ms, wait_for_one_master, wait_until
@@ -84,6 +87,36 @@ def test_closing_the_master_tab_hands_over_without_losing_anything(mode, server,
         assert texts_of(page) == expected
     first_poll = next(poll for poll in polls.sent if poll["page"] is new_master.page)
     assert first_poll["params"]["last"] >= last
+
+
+def crash(page):
+    """Kills the tab's renderer: no pagehide, no goodbye, like a crashed tab."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    with contextlib.suppress(PlaywrightError):
+        page.page.goto("chrome://crash", timeout=3000)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_crashed_master_tab_is_replaced_within_seconds_without_losing_anything(mode, server, open_demo):
+    srv = server()
+    pages = [open_demo(srv, MODES[mode]) for _ in range(3)]
+    master = wait_for_one_master(pages)
+    send_many(srv, "demo", ["before"])
+    for page in pages:
+        page.wait_received(1)
+
+    others = [page for page in pages if page is not master]
+    crash(master)
+    send_many(srv, "demo", ["after the crash"])
+    started = time.monotonic()
+    wait_for_one_master(others, timeout=10)
+    takeover = time.monotonic() - started
+
+    for page in others:
+        page.wait_received(2, timeout=10000)
+        assert texts_of(page) == ["before", "after the crash"]
+    assert takeover < (1 if mode == "locks" else 8), f"takeover took {takeover:.1f} s"
 
 
 def test_adding_a_channel_restarts_the_pending_poll_at_once(server, open_demo, polls):
