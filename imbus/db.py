@@ -7,6 +7,7 @@ polls hold no connection at all (they wait on the dispatcher, not on the databas
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 from typing import Any, Iterator
 
@@ -37,7 +38,7 @@ class Pools:
     def cursor(self, dbname: str) -> Iterator[Any]:
         pool, slots = self._pool(dbname)
         with slots:
-            conn = pool.getconn()
+            conn = self._checkout(pool)
             try:
                 with conn.cursor() as cr:
                     yield cr
@@ -48,6 +49,17 @@ class Pools:
                 raise
             finally:
                 pool.putconn(conn, close=bool(conn.closed))
+
+    def _checkout(self, pool: psycopg2.pool.ThreadedConnectionPool) -> Any:
+        """An idle connection the server has not cut meanwhile. After a restart or a
+        `pg_terminate_backend`, a pooled connection has the server's farewell (or EOF)
+        waiting to be read and would fail the request: close it and take another."""
+        for _ in range(self.size):
+            conn = pool.getconn()
+            if not conn.closed and not select.select([conn], [], [], 0)[0]:
+                return conn
+            pool.putconn(conn, close=True)
+        return pool.getconn()
 
     def listen_connection(self) -> Any:
         return psycopg2.connect(self.listen_dsn, **KEEPALIVE)
@@ -62,6 +74,7 @@ class Pools:
         with self.lock:
             if dbname not in self.pools:
                 dsn = self.dsn if dbname == self.dbname else with_dbname(self.dsn, dbname)
-                pool = psycopg2.pool.ThreadedConnectionPool(0, self.size, dsn, **KEEPALIVE)
+                # minconn = size: psycopg2 closes a returned connection whenever more than minconn are idle
+                pool = psycopg2.pool.ThreadedConnectionPool(self.size, self.size, dsn, **KEEPALIVE)
                 self.pools[dbname] = (pool, threading.Semaphore(self.size))
             return self.pools[dbname]

@@ -19,7 +19,7 @@ import logging
 import select
 import threading
 import time
-from typing import Any, ContextManager, Iterable, Protocol
+from typing import Any, Callable, ContextManager, Iterable, Protocol
 
 from . import notify, store
 from .channels import TIMEOUT, json_dump
@@ -44,12 +44,18 @@ class Database(Protocol):
 
 
 class Waiter:
-    __slots__ = ("dbname", "event", "keys")
+    __slots__ = ("cancelled", "dbname", "event", "keys")
 
     def __init__(self, dbname: str, keys: frozenset[str]) -> None:
         self.dbname = dbname
         self.keys = keys
         self.event = threading.Event()
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """End the wait now, empty-handed: nobody is left to answer (the client hung up)."""
+        self.cancelled = True
+        self.event.set()
 
 
 class Dispatcher:
@@ -69,9 +75,10 @@ class Dispatcher:
     # -- polling --------------------------------------------------------------
 
     def poll(self, dbname: str, channels: Iterable[Any], last: int, options: dict | None = None,
-             timeout: float | None = None) -> Any:
+             timeout: float | None = None, watch: Callable[[Waiter], Any] | None = None) -> Any:
         """Notifications of `channels` after `last`, waiting up to `timeout` for some;
-        with `options['peek']`, what is there now and the channels, without waiting."""
+        with `options['peek']`, what is there now and the channels, without waiting.
+        `watch` is handed the waiter before the wait, to `cancel` it if the client leaves."""
         options = options or {}
         channels = list(channels)
         keys = frozenset(json_dump(channel) for channel in channels)
@@ -82,6 +89,8 @@ class Dispatcher:
         waiter = Waiter(dbname, keys)
         self._register(waiter)
         try:
+            if watch is not None:
+                watch(waiter)
             return self._wait(waiter, last, self.timeout if timeout is None else timeout)
         finally:
             self._unregister(waiter)
@@ -90,7 +99,7 @@ class Dispatcher:
         deadline = time.monotonic() + timeout
         notifications = self.read(waiter.dbname, waiter.keys, last)
         while not notifications and not self.stopping:
-            if not waiter.event.wait(max(deadline - time.monotonic(), 0)):
+            if not waiter.event.wait(max(deadline - time.monotonic(), 0)) or waiter.cancelled:
                 break
             waiter.event.clear()
             try:

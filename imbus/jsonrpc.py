@@ -51,11 +51,16 @@ def fail(call_id: Any, error: Exception) -> Response:
     if isinstance(error, RpcError):
         name, status = error.name, error.status
     else:
-        name, status = f"builtins.{type(error).__name__}", 200
+        name, status = qualified_name(error), 200
     message = str(error)
     data = {"name": name, "message": message, "arguments": [message]}
     error_object = {"code": 200, "message": SERVER_ERROR, "data": data}
     return json_response({"jsonrpc": "2.0", "id": call_id, "error": error_object}, status)
+
+
+def qualified_name(error: BaseException) -> str:
+    """The exception's name as Odoo shows it: `psycopg2.errors.UndefinedTable`, `builtins.TypeError`."""
+    return f"{type(error).__module__}.{type(error).__qualname__}"
 
 
 def json_response(envelope: dict, status: int) -> Response:

@@ -22,7 +22,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import jsonrpc, sender, store
 from .db import Pools
-from .dispatcher import Database, Dispatcher
+from .dispatcher import Database, Dispatcher, Waiter
 from .embedded import EmbeddedPostgres
 from .jsonrpc import RpcError
 
@@ -32,6 +32,7 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_BODY = 1024 * 1024  # bytes of a request body
 MAX_CHANNELS = 1000  # string channels one poll may name
 MAX_ID = 2**63 - 1
+CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, to notice a hang-up
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Authorization", "Access-Control-Max-Age": "86400"}
 
@@ -82,7 +83,7 @@ class BusApp:
                                                   error.code or 400))
         except Exception as error:
             _logger.exception("bus: %s failed", request.path)
-            return jsonrpc.fail(call_id, RpcError(str(error), f"builtins.{type(error).__name__}"))
+            return jsonrpc.fail(call_id, RpcError(str(error), jsonrpc.qualified_name(error)))
 
     # -- routes ---------------------------------------------------------------
 
@@ -104,7 +105,11 @@ class BusApp:
             raise RpcError("bus.Bus last must be a non-negative integer id.", "builtins.ValueError")
         if options is not None and not isinstance(options, dict):
             raise RpcError("bus.Bus options must be an object.", "builtins.TypeError")
-        return self.dispatcher.poll(self.dbname, channels, last, options)
+        hangup = HangupWatch(request.environ.get(CLIENT_SOCKET))
+        try:
+            return self.dispatcher.poll(self.dbname, channels, last, options, watch=hangup.start)
+        finally:
+            hangup.stop()
 
     def on_send(self, request: Request) -> Response:
         return self.rpc(request, self.send)
@@ -127,6 +132,49 @@ class BusApp:
 
     def on_static(self, request: Request, path: str) -> Response:
         return send_from_directory(STATIC, path, request.environ)
+
+
+class HangupWatch:
+    """Cancels a waiting poll whose client closes its connection, so a vanished client
+    leaves no waiter behind for the rest of the 50 s (stock Odoo keeps it until then)."""
+
+    def __init__(self, sock: socket.socket | None) -> None:
+        self.sock = sock
+        self.greenlet: Any = None
+
+    def start(self, waiter: Waiter) -> None:
+        if self.sock is not None:
+            import gevent
+
+            self.greenlet = gevent.spawn(self._watch, waiter)
+
+    def stop(self) -> None:
+        if self.greenlet is not None:
+            self.greenlet.kill(block=False)
+
+    def _watch(self, waiter: Waiter) -> None:
+        """A waiting client sends nothing: readable means closed (b'') or reset."""
+        try:
+            data = self.sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            waiter.cancel()
+
+
+def _handler_class() -> type:
+    """gevent's request handler, also putting the client's socket in the environ."""
+    from gevent.pywsgi import WSGIHandler
+
+    class Handler(WSGIHandler):
+        def get_environ(self) -> dict:
+            environ = super().get_environ()
+            environ[CLIENT_SOCKET] = self.socket
+            return environ
+
+    return Handler
 
 
 # -- the process ------------------------------------------------------------------
@@ -152,7 +200,7 @@ def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_di
     dispatcher = Dispatcher(database)
     dispatcher.start()
     app = BusApp(dispatcher, database, database.dbname, send_token, max_body)
-    server = WSGIServer(_listener(host, port), app, log=None)
+    server = WSGIServer(_listener(host, port), app, log=None, handler_class=_handler_class())
     collector = gevent.spawn(_collect_garbage, database)
     stopping = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

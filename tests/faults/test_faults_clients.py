@@ -1,0 +1,70 @@
+"""Clients that vanish mid-poll, and a crowd of waiting polls against a small pool."""
+
+import os
+import time
+
+from faults_support import RawPoll, health, server_backends, stored, wait_for
+
+
+def open_sockets(pid: int) -> int:
+    """Sockets the server process holds: one per client connection, plus a few of its own."""
+    fds = os.listdir(f"/proc/{pid}/fd")
+    return sum(os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:") for fd in fds if _exists(pid, fd))
+
+
+def _exists(pid: int, fd: str) -> bool:
+    return os.path.exists(f"/proc/{pid}/fd/{fd}")
+
+
+def test_clients_that_vanish_mid_poll_leave_no_waiter_socket_or_connection(server, dsn):
+    srv = server()
+    srv.poll(["warm-up"], 0, {"peek": True})
+    sockets_before, backends_before = open_sockets(srv.pid), len(server_backends(dsn))
+    polls = [RawPoll(srv.url, ["gone", f"own-{n}"]) for n in range(40)]
+    wait_for(lambda: health(srv.url)["waiters"] == 40)
+    assert open_sockets(srv.pid) >= sockets_before + 40
+    for n, poll in enumerate(polls):
+        poll.reset() if n % 2 else poll.hang_up()  # half crash (RST), half close their tab (FIN)
+    wait_for(lambda: health(srv.url)["waiters"] == 0, within=3,
+             message="waiters of vanished clients are kept until their 50 s run out")
+    wait_for(lambda: open_sockets(srv.pid) <= sockets_before, within=3, message="client sockets leaked")
+    assert len(server_backends(dsn)) <= max(backends_before, 8)
+    srv.send("gone", "nobody listens")  # waking nobody breaks nothing
+    stayer = RawPoll(srv.url, ["stayer"])
+    wait_for(lambda: health(srv.url)["waiters"] == 1)
+    srv.send("stayer", "still served")
+    assert stayer.answer()["result"][0]["message"] == "still served"
+
+
+def test_a_vanished_client_loses_nothing_it_can_poll_again(server, dsn):
+    srv = server()
+    poll = RawPoll(srv.url, ["resume"])
+    wait_for(lambda: health(srv.url)["waiters"] == 1)
+    poll.reset()
+    wait_for(lambda: health(srv.url)["waiters"] == 0, within=3)
+    srv.send("resume", "while away")
+    assert [item["message"] for item in srv.poll(["resume"], 0)] == ["while away"]
+    assert [message for _, message in stored(dsn, "resume")] == ["while away"]
+
+
+def test_a_thousand_waiting_polls_hold_no_database_connection(server, dsn):
+    srv = server()
+    srv.send("crowd-setup", "ready")
+    last = stored(dsn, "crowd-setup")[-1][0]
+    polls = [RawPoll(srv.url, [f"crowd-{n % 10}"], last) for n in range(1000)]
+    wait_for(lambda: health(srv.url)["waiters"] == 1000, within=30)
+    backends = server_backends(dsn)
+    assert len(backends) <= 8, backends  # the pool's size, whatever the number of polls
+    assert all(state == "idle" for state, _ in backends), backends
+    started = time.monotonic()
+    for n in range(20):  # sends, peeks and health checks all keep working meanwhile
+        srv.send(f"quiet-{n}", n)
+        assert srv.poll([f"quiet-{n}"], last, {"peek": True})["notifications"][0]["message"] == n
+    assert time.monotonic() - started < 5
+    srv.send("crowd-3", "to a hundred")
+    woken = [poll for n, poll in enumerate(polls) if n % 10 == 3]
+    assert all(poll.answer()["result"][0]["message"] == "to a hundred" for poll in woken)
+    assert health(srv.url)["waiters"] == 900
+    for poll in polls:
+        poll.reset()
+    wait_for(lambda: health(srv.url)["waiters"] == 0, within=10)

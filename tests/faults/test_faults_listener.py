@@ -1,0 +1,78 @@
+"""The listener's connection dies while polls wait: nothing committed is lost.
+
+The outage is made long on purpose: the listener logs in as a role of its own, which
+is refused logins (NOLOGIN) while its connection is killed, so every reconnection
+attempt fails until the role may log in again.
+"""
+
+import time
+import uuid
+
+import psycopg2.extensions
+import pytest
+from faults_support import Follower, health, query, stop_followers, wait_for
+
+
+@pytest.fixture
+def listener_role(pg):
+    """A login role for the listener only, so the test can lock it out."""
+    role, password = f"imbus_listener_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    query(pg.dsn, f"CREATE ROLE \"{role}\" LOGIN PASSWORD '{password}'")
+    try:
+        yield role, psycopg2.extensions.make_dsn(pg.dsn, dbname="postgres", user=role, password=password)
+    finally:
+        query(pg.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+        query(pg.dsn, f'DROP ROLE IF EXISTS "{role}"')
+
+
+def delivered(followers, expected):
+    return all(follower.messages() == expected for follower in followers)
+
+
+def test_polls_get_what_was_committed_before_during_and_after_a_listener_outage(server, pg, listener_role):
+    role, listen_dsn = listener_role
+    srv = server("--listen-dsn", listen_dsn)
+    followers = [Follower(srv.url, "alerts") for _ in range(3)]
+    wait_for(lambda: health(srv.url)["waiters"] == 3)
+    srv.send("alerts", "before")
+    wait_for(lambda: delivered(followers, ["before"]), within=3)
+
+    query(pg.dsn, f'ALTER ROLE "{role}" NOLOGIN')
+    assert query(pg.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+    wait_for(lambda: not health(srv.url)["listening"], within=5)
+    srv.send("alerts", "during 1")  # sends need no listener: they are stored and announced
+    srv.send("alerts", "during 2")
+    time.sleep(1.5)  # reconnection attempts keep failing meanwhile
+    assert health(srv.url)["listening"] is False
+
+    query(pg.dsn, f'ALTER ROLE "{role}" LOGIN')
+    recovered = time.monotonic()
+    wait_for(lambda: delivered(followers, ["before", "during 1", "during 2"]), within=5,
+             message="notifications committed during the outage were not delivered after it")
+    assert time.monotonic() - recovered < 3
+    assert health(srv.url)["listening"] is True
+    srv.send("alerts", "after")
+    wait_for(lambda: delivered(followers, ["before", "during 1", "during 2", "after"]), within=3)
+    assert health(srv.url)["reconnects"] >= 1
+    stop_followers(followers, srv.send)
+    for follower in followers:
+        assert len(set(follower.ids())) == len(follower.ids()) == 4
+
+
+def test_listener_killed_over_and_over_while_senders_send(server, pg, database):
+    """Ten kills in a row, a send right after each: every send reaches every poller once."""
+    srv = server()
+    followers = [Follower(srv.url, "storm") for _ in range(3)]
+    wait_for(lambda: health(srv.url)["waiters"] == 3)
+    expected = []
+    for n in range(10):
+        query(pg.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'"
+                      " AND (query ILIKE 'LISTEN imbus%' OR query = 'SELECT 1') AND pid <> pg_backend_pid()")
+        srv.send("storm", n)
+        expected.append(n)
+        time.sleep(0.15)
+    wait_for(lambda: delivered(followers, expected), within=5,
+             message="some notifications were lost or repeated across listener kills")
+    stop_followers(followers, srv.send)
+    assert health(srv.url)["listening"] is True
+    assert health(srv.url)["reconnects"] >= 5

@@ -1,0 +1,83 @@
+"""PostgreSQL restarts under the server's feet while polls wait and senders send."""
+
+import threading
+import time
+
+from faults_support import Follower, call, health, post, query, server_backends, stop_followers, stored, wait_for
+
+
+class Sender(threading.Thread):
+    """Sends `prefix-N` over HTTP every few milliseconds; keeps each answer."""
+
+    def __init__(self, url: str, channel: str, prefix: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.channel, self.prefix = url, channel, prefix
+        self.accepted: list[str] = []
+        self.refused: list[dict] = []
+        self.stopping = False
+        self.start()
+
+    def run(self) -> None:
+        n = 0
+        while not self.stopping:
+            message = f"{self.prefix}-{n}"
+            status, body = post(self.url, "/longpolling/send", call({"channel": self.channel, "message": message}))
+            assert status == 200 and isinstance(body, dict), (status, body)
+            if "error" in body:
+                self.refused.append(body["error"])
+            else:
+                self.accepted.append(message)
+            n += 1
+            time.sleep(0.01)
+
+
+def test_postgres_restart_loses_nothing_committed_and_failed_sends_say_so(own_pg, launch):
+    srv = launch(own_pg.dsn)
+    followers = [Follower(srv.url, "orders") for _ in range(3)]
+    wait_for(lambda: health(srv.url)["waiters"] == 3)
+    senders = [Sender(srv.url, "orders", name) for name in ("a", "b")]
+    wait_for(lambda: all(len(each.accepted) >= 10 for each in senders))
+
+    own_pg.embedded.restart()  # a fast shutdown: every connection is cut
+    wait_for(lambda: health(srv.url)["listening"], within=15, message="the listener did not come back")
+    accepted_after = [len(each.accepted) for each in senders]
+    wait_for(lambda: all(len(each.accepted) >= count + 10 for each, count in zip(senders, accepted_after)),
+             message="sends do not work again after the restart")
+    for each in senders:
+        each.stopping = True
+        each.join(10)
+
+    assert srv.process.poll() is None, "the server died with its database"
+    refusals = [error for each in senders for error in each.refused]
+    assert refusals, "no send overlapped the outage: the test proves nothing"
+    for error in refusals:  # a clear, Odoo-shaped error naming the database failure
+        assert error["code"] == 200 and error["message"] == "Odoo Server Error"
+        assert error["data"]["name"].startswith("psycopg2."), error
+
+    committed = [message for _, message in stored(own_pg.dsn, "orders")]
+    accepted = [message for each in senders for message in each.accepted]
+    assert set(accepted) <= set(committed), "a send reported as done was not stored"
+    wait_for(lambda: all(sorted(follower.messages()) == sorted(committed) for follower in followers), within=10,
+             message="committed notifications were not all delivered")
+    stop_followers(followers, srv.send)
+    for follower in followers:
+        assert len(set(follower.messages())) == len(follower.messages()), "a notification came twice"
+
+
+def test_pooled_connections_cut_by_the_server_fail_no_request(server, dsn):
+    """After a restart or `pg_terminate_backend`, the pool holds dead connections; the
+    next requests must get live ones instead of failing one by one."""
+    srv = server()
+    senders = [threading.Thread(target=srv.send, args=("pool", n)) for n in range(16)]
+    for each in senders:
+        each.start()
+    for each in senders:
+        each.join(10)
+    wait_for(lambda: server_backends(dsn), message="the pool kept no connection to cut")
+    cut = query(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert cut
+    for n in range(10):
+        envelope = srv.rpc("/longpolling/send", {"channel": "pool", "message": f"after-{n}"})
+        assert "error" not in envelope, envelope
+        assert "error" not in srv.rpc("/longpolling/poll", {"channels": ["pool"], "last": 0, "options": {"peek": True}})
