@@ -39,7 +39,8 @@ def notify_channels(channels: list) -> None:
     """Wake the pollers of `channels` in every process (NOTIFY on the `postgres` database).
 
     Runs after the commit: a failure here must not turn a committed request into an
-    error, the rows are safe and pollers still get them on their next wake-up.
+    error. The rows are safe; waiting pollers get them late, with the next NOTIFY of
+    their database or the next listener reconnection.
     """
     try:
         with odoo.sql_db.db_connect('postgres').cursor() as cr:
