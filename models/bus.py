@@ -111,11 +111,17 @@ class OdooDatabase:
         return odoo.sql_db.db_connect(dbname).cursor()
 
     def listen_connection(self):
+        # named after the process, so operators (and tests) can spot it in pg_stat_activity
+        name = listener_name()
         dsn = config.get('imbus_listen_dsn') or os.environ.get('IMBUS_LISTEN_DSN')
         if dsn:
-            return psycopg2.connect(dsn)
+            return psycopg2.connect(dsn, fallback_application_name=name)
         _dbname, info = odoo.sql_db.connection_info_for('postgres')
-        return psycopg2.connect(**info)
+        return psycopg2.connect(**info, application_name=name)
+
+
+def listener_name() -> str:
+    return f'odoo-bus-listener-{os.getpid()}'
 
 
 class ImDispatch(Dispatcher):

@@ -88,7 +88,7 @@ class TestListenConnection(TransactionCase):
     def test_default_is_odoo_settings_on_postgres(self):
         with patch.dict(odoo.tools.config.options, imbus_listen_dsn=''), \
                 patch.dict('os.environ', {'IMBUS_LISTEN_DSN': ''}):
-            self.assertEqual(self.application_name()[0], 'postgres')
+            self.assertEqual(self.application_name(), ('postgres', bus_module.listener_name()))
 
     def test_config_key(self):
         with patch.dict(odoo.tools.config.options, imbus_listen_dsn=self.dsn('imbus-from-config')):

@@ -172,6 +172,31 @@ class TestRealLongPolling(HttpCase):
         answer = self.post('/longpolling/poll', {'channels': [self.channel], 'last': last})
         self.assertEqual([n['message'] for n in answer['result']], ['second'])
 
+    def test_listener_reconnects(self):
+        """A killed LISTEN connection comes back by itself; waiting polls still get woken."""
+        dispatch = bus_module.dispatch
+        answers = []
+        poller = threading.Thread(target=lambda: answers.append(self.post(
+            '/longpolling/poll', {'channels': [self.channel], 'last': 0, 'options': {}}, timeout=60)))
+        poller.start()
+        self.assertTrue(self.wait_for(lambda: dispatch.waiting >= 1 and dispatch.listening))
+        reconnects = dispatch.reconnects
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+                       [bus_module.listener_name()])
+            self.assertEqual(len(cr.fetchall()), 1)
+        self.assertTrue(self.wait_for(lambda: dispatch.reconnects > reconnects and dispatch.listening))
+        self.send(self.channel, 'after reconnect')
+        poller.join(15)
+        self.assertFalse(poller.is_alive())
+        self.assertEqual([n['message'] for n in answers[0]['result']], ['after reconnect'])
+
+    def wait_for(self, condition, timeout=10):
+        deadline = time.monotonic() + timeout
+        while not condition() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return condition()
+
     def test_peek(self):
         self.send(self.channel, 'buffered')
         answer = self.post('/longpolling/poll', {
