@@ -13,7 +13,7 @@ from psycogreen.gevent import patch_psycopg  # noqa: E402
 
 patch_psycopg()
 
-from .server import MAX_BODY, serve  # noqa: E402
+from .server import GC_PERIOD, MAX_BODY, serve  # noqa: E402
 
 
 def main() -> None:
@@ -31,12 +31,14 @@ def main() -> None:
     run.add_argument("--send-token", default=os.environ.get("IMBUS_SEND_TOKEN"),
                      help="require 'Authorization: Bearer TOKEN' on /longpolling/send")
     run.add_argument("--max-body", type=int, default=MAX_BODY, help="largest request body, in bytes")
+    run.add_argument("--gc-period", type=float, default=GC_PERIOD,
+                     help="seconds between deletions of rows older than 100 s")
     args = parser.parse_args()
     if not _loopback(args.host) and not args.send_token:
         parser.error("--send-token is required when serving beyond the loopback interface")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(args.dsn, args.listen_dsn, args.host, args.port, args.data_dir.resolve(), args.send_token,
-          args.max_body)
+          args.max_body, args.gc_period)
 
 
 def _loopback(host: str) -> bool:

@@ -137,11 +137,12 @@ class Dispatcher:
             feed.dirty = False
             try:
                 with self.database.cursor(feed.dbname) as cr:
-                    if not feed.loaded:
+                    if not feed.loaded:  # pollers that read the empty feed meanwhile are woken below
                         rows = store.last_ids(cr, SEED_IDS)
                         feed.seed(rows, rows[-1].id if rows else 0)
-                        return
-                    fresh, late = feed.apply(store.read_since(cr, feed.high, feed.pending_ids()))
+                        fresh, late = rows, []
+                    else:
+                        fresh, late = feed.apply(store.read_since(cr, feed.high, feed.pending_ids()))
             except Exception:
                 feed.dirty = True
                 raise

@@ -183,7 +183,7 @@ GC_PERIOD = 60.0  # seconds between deletions of old rows, off the request path
 
 
 def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_dir: Path,
-          send_token: str | None, max_body: int = MAX_BODY) -> None:
+          send_token: str | None, max_body: int = MAX_BODY, gc_period: float = GC_PERIOD) -> None:
     """Run until SIGINT/SIGTERM (gevent must already have patched the process)."""
     import signal
 
@@ -201,7 +201,7 @@ def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_di
     dispatcher.start()
     app = BusApp(dispatcher, database, database.dbname, send_token, max_body)
     server = WSGIServer(_listener(host, port), app, log=None, handler_class=_handler_class())
-    collector = gevent.spawn(_collect_garbage, database)
+    collector = gevent.spawn(_collect_garbage, database, gc_period)
     stopping = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stopping.set)
@@ -262,11 +262,11 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _collect_garbage(database: Pools) -> None:
+def _collect_garbage(database: Pools, period: float = GC_PERIOD) -> None:
     import gevent
 
     while True:
-        gevent.sleep(GC_PERIOD)
+        gevent.sleep(period)
         try:
             with database.cursor(database.dbname) as cr:
                 store.gc(cr)
