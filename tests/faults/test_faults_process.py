@@ -1,6 +1,6 @@
 """The server process is killed (SIGKILL) and restarted while clients poll."""
 
-from faults_support import Follower, health, stop_followers, stored, wait_for
+from faults_support import Follower, RawPoll, health, stop_followers, stored, wait_for
 
 from imbus import sender
 
@@ -47,3 +47,17 @@ def test_a_client_back_after_a_restart_gets_what_the_table_still_holds(server, d
     srv.start()
     assert [item["message"] for item in srv.poll(["history"], first[-1]["id"])] == ["two", "three"]
     assert [item["message"] for item in srv.poll(["history"], 0)] == ["one", "two", "three"]
+
+
+def test_clients_reconnecting_all_at_once_to_a_fresh_process_get_what_they_missed(server, database, dsn):
+    """After a restart every client comes back at the same moment, with its `last`: the
+    first of them loads the server's memory while the others read it half-built."""
+    srv = server()
+    srv.send("rush", "seen")
+    last = srv.poll(["rush"], 0)[-1]["id"]
+    srv.kill()
+    sender.sendone(database, database.dbname, "rush", "missed")
+    srv.start()
+    polls = [RawPoll(srv.url, ["rush"], last) for _ in range(30)]
+    for poll in polls:
+        assert [item["message"] for item in poll.answer(timeout=5)["result"]] == ["missed"]
