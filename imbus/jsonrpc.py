@@ -28,8 +28,8 @@ def parse(request: Request) -> tuple[Any, dict]:
     """The request's id and params; RpcError with an HTTP 400 status when the body is not
     a JSON-RPC call."""
     try:
-        call = json.loads(request.get_data())
-    except ValueError as error:  # bad JSON or bad UTF-8
+        call = json.loads(request.get_data(), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, NaN, nested too deep
         raise RpcError(f"Invalid JSON data: {error}", "werkzeug.exceptions.BadRequest", 400) from None
     if not isinstance(call, dict):
         raise RpcError("Invalid JSON-RPC request: expected an object", "werkzeug.exceptions.BadRequest", 400)
@@ -38,6 +38,12 @@ def parse(request: Request) -> tuple[Any, dict]:
         raise RpcError("Invalid JSON-RPC request: params must be an object",
                        "werkzeug.exceptions.BadRequest", 400)
     return call.get("id"), params
+
+
+def _refuse_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON: stored, they would make every later poll answer of
+    their channel unreadable by browsers (`JSON.parse` rejects them)."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def answer(call_id: Any, value: Any) -> Response:
