@@ -2,7 +2,9 @@
 client turns into a "refresh" notice. The Python half, over real HTTP."""
 
 import json
+import unittest
 
+import odoo
 from odoo.addons.bus.models.bus import json_dump
 from odoo.osv import expression
 from odoo.tests import HttpCase, tagged
@@ -10,7 +12,14 @@ from odoo.tests import HttpCase, tagged
 TRACKED = ('web.assets_common', 'web.assets_backend')
 
 
+# `odoo-bin --workers=N --test-enable` runs the tests in the prefork master, where no
+# HTTP server answers: HTTP tests can only run in a threaded server.
+needs_http = unittest.skipIf(odoo.multi_process and not odoo.evented,
+                             "prefork server: no HTTP server in the test process")
+
+
 @tagged('post_install', '-at_install', 'assets_bundle')
+@needs_http
 class TestBundleChanged(HttpCase):
 
     def test_regenerated_bundles_are_announced(self):

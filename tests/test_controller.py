@@ -4,9 +4,11 @@ real long-poll (outside test mode) woken by a send committed elsewhere."""
 import json
 import threading
 import time
+import unittest
 import uuid
 from unittest.mock import patch
 
+import odoo
 import requests
 from odoo import SUPERUSER_ID, api
 from odoo.addons.bus.models import bus as bus_module
@@ -21,7 +23,14 @@ def envelope(params):
     return {'jsonrpc': '2.0', 'method': 'call', 'params': params, 'id': 7}
 
 
+# `odoo-bin --workers=N --test-enable` runs the tests in the prefork master, where no
+# HTTP server answers: HTTP tests can only run in a threaded server.
+needs_http = unittest.skipIf(odoo.multi_process and not odoo.evented,
+                             "prefork server: no HTTP server in the test process")
+
+
 @tagged('post_install', '-at_install')
+@needs_http
 class TestRoutes(HttpCase):
 
     @mute_logger('odoo.http')  # refusals are logged as errors by the JSON dispatcher
@@ -110,6 +119,7 @@ class TestRoutes(HttpCase):
 
 
 @tagged('post_install', '-at_install')
+@needs_http
 class TestRealLongPolling(HttpCase):
     """Leaves test mode for a while, so the route serves a real poll on real cursors.
     Everything these tests commit is on their own unique channels and removed after."""
