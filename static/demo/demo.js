@@ -212,7 +212,7 @@
         const options = $('channel-options');
         list.replaceChildren();
         options.replaceChildren();
-        bus.channels.slice().sort().forEach((channel) => {
+        bus.ownChannels.slice().sort().forEach((channel) => {
             const chip = element('li', 'chip');
             chip.style.setProperty('--tag', channelColor(channel));
             chip.append(element('span', 'chip-dot'), element('span', 'chip-name', channel));
@@ -230,9 +230,13 @@
             option.value = channel;
             options.append(option);
         });
-        if (!bus.channels.length) {
-            list.append(element('li', 'chips-empty', 'Not listening to any channel.'));
+        if (!bus.ownChannels.length) {
+            list.append(element('li', 'chips-empty', 'This tab listens to no channel.'));
         }
+        const others = bus.channels.filter((channel) => bus.ownChannels.indexOf(channel) === -1);
+        const note = $('other-channels');
+        note.textContent = others.length ? 'Other tabs also listen to ' + others.sort().join(', ') + '.' : '';
+        note.hidden = !others.length;
     }
 
     $('join-form').addEventListener('submit', (event) => {
@@ -271,8 +275,12 @@
         $('feed-empty').hidden = false;
     });
 
-    // The shared channel list changes when another tab joins or leaves one.
-    window.addEventListener('storage', () => setTimeout(renderChannels));
+    // The channels of the other tabs change when they join or leave one.
+    window.addEventListener('storage', (event) => {
+        if (event.key && event.key.endsWith('.channels')) {
+            setTimeout(renderChannels);
+        }
+    });
 
     // ---------------------------------------------------------------- start
 

@@ -99,8 +99,12 @@ var LongpollingBus = Bus.extend(ServicesMixin, {
      * Stops polling (aborting the pending poll) and forgets this tab's channels.
      */
     stopPolling: function () {
+        if (this._core.clearChannels) {
+            this._core.clearChannels();
+        } else {
+            this._core.channels.length = 0;
+        }
         this._core.stopPolling();
-        this._core.channels.length = 0;
     },
     /**
      * Sent with every poll from now on.

@@ -14,8 +14,12 @@
  * wrappers implement it on Odoo's `local_storage` service.
  *
  * Keys (after the prefix): peers {tabId: time}, master (tabId), heartbeat (time),
- * channels, options, last, last_ts, notification {from, items, last}, focus,
- * lastPresence.
+ * channels {tabId: [channel...]}, options, last, last_ts,
+ * notification {from, items, last}, focus, lastPresence.
+ *
+ * Each tab owns its channels (`ownChannels`); the master polls the union of
+ * all tabs' channels (`channels`), so a tab leaving a channel never takes it
+ * away from another tab, and a tab that closes takes its channels with it.
  *
  * Choosing the master:
  * - with Web Locks (options.locks = navigator.locks): the tab holding the lock;
@@ -62,6 +66,7 @@
                 ':' + Math.random().toString(36).slice(2, 7));
             this.locks = options.locks || null;
             this.onUnloadRegister = options.onUnload || null;
+            this.ownChannels = [];
             this.isMaster = false;
             this.registered = false;
             this.lastHeartbeat = 0;
@@ -103,15 +108,31 @@
         }
 
         addChannel(channel) {
-            const added = super.addChannel(channel);
-            this.shareChannels(channel, null);
-            return added;
+            if (this.ownChannels.indexOf(channel) !== -1) {
+                return false;
+            }
+            this.ownChannels.push(channel);
+            this.shareOwnChannels();
+            if (!this.registered) {
+                this.register();
+            }
+            return true;
         }
 
         deleteChannel(channel) {
-            const deleted = super.deleteChannel(channel);
-            this.shareChannels(null, channel);
-            return deleted;
+            const index = this.ownChannels.indexOf(channel);
+            if (index === -1) {
+                return false;
+            }
+            this.ownChannels.splice(index, 1);
+            this.shareOwnChannels();
+            return true;
+        }
+
+        /** Forgets all of this tab's channels (the other tabs keep theirs). */
+        clearChannels() {
+            this.ownChannels.length = 0;
+            this.shareOwnChannels();
         }
 
         startPolling() {
@@ -142,25 +163,36 @@
 
         // ------------------------------------------------------- shared channels
 
-        /** Merges this tab's change into the shared list (read-modify-write). */
-        shareChannels(added, removed) {
-            const shared = this.get('channels', null);
-            let channels = Array.isArray(shared) ? shared.slice() : [];
-            for (const channel of this.channels) {
-                if (channels.indexOf(channel) === -1) {
-                    channels.push(channel);
+        /** Publishes this tab's channels, then polls the new union at once if it changed. */
+        shareOwnChannels() {
+            const byTab = this.get('channels', null);
+            const shared = byTab && typeof byTab === 'object' && !Array.isArray(byTab) ? byTab : {};
+            if (this.ownChannels.length) {
+                shared[this.tabId] = this.ownChannels.slice();
+            } else {
+                delete shared[this.tabId];
+            }
+            this.set('channels', shared);
+            this.useChannels(shared);
+        }
+
+        /** Sets `channels` to the union of every tab's channels; re-polls if it changed. */
+        useChannels(byTab) {
+            const union = this.ownChannels.slice();
+            for (const tab of Object.keys(byTab || {})) {
+                for (const channel of Array.isArray(byTab[tab]) ? byTab[tab] : []) {
+                    if (union.indexOf(channel) === -1) {
+                        union.push(channel);
+                    }
                 }
             }
-            if (added !== null && channels.indexOf(added) === -1) {
-                channels.push(added);
+            if (sameSet(union, this.channels)) {
+                return;
             }
-            if (removed !== null) {
-                channels = channels.filter((c) => c !== removed);
+            this.channels.splice(0, this.channels.length, ...union);
+            if (this.isMaster) {
+                this.restart();
             }
-            if (!sameSet(channels, this.channels)) {
-                this.channels.splice(0, this.channels.length, ...channels);
-            }
-            this.set('channels', channels);
         }
 
         // ------------------------------------------------------- joining the tabs
@@ -178,13 +210,8 @@
             }
             this.heartbeat();
             if (this.isMaster) {
-                this.shareChannels(null, null);
                 this.set('options', this.options);
             } else {
-                const shared = this.get('channels', null);
-                if (Array.isArray(shared)) {
-                    this.shareChannels(null, null);
-                }
                 this.options = this.get('options', this.options) || {};
             }
         }
@@ -197,6 +224,11 @@
             const peers = this.get('peers', {}) || {};
             delete peers[this.tabId];
             this.set('peers', peers);
+            const byTab = this.get('channels', null);
+            if (byTab && typeof byTab === 'object' && this.tabId in byTab) {
+                delete byTab[this.tabId];
+                this.set('channels', byTab);
+            }
             if (this.isMaster && this.get('master', null) === this.tabId) {
                 this.set('heartbeat', 0);
                 this.store.removeItem(this.key('master'));
@@ -244,6 +276,7 @@
             this.set('master', this.tabId);
             this.isMaster = true;
             this.last = Math.max(this.last, this.get('last', 0) || 0);
+            this.useChannels(this.get('channels', null));
             const peers = this.get('peers', {}) || {};
             delete peers[this.tabId];
             this.set('peers', peers);
@@ -287,6 +320,7 @@
             this.heartbeatTimer = setTimeout(() => this.heartbeat(), period);
         }
 
+        /** The master drops the peers (and their channels) silent for too long. */
         forgetDeadPeers(now) {
             const oldest = now - this.setting('HEARTBEAT_KILL_OLD_PERIOD');
             const peers = this.get('peers', {}) || {};
@@ -297,6 +331,16 @@
                 }
             }
             this.set('peers', alive);
+            const byTab = this.get('channels', null);
+            if (!byTab || typeof byTab !== 'object' || Array.isArray(byTab)) {
+                return;
+            }
+            const dead = Object.keys(byTab).filter((tab) => tab !== this.tabId && !(tab in alive));
+            if (dead.length) {
+                dead.forEach((tab) => delete byTab[tab]);
+                this.set('channels', byTab);
+                this.useChannels(byTab);
+            }
         }
 
         getLastPresence() {
@@ -354,12 +398,8 @@
         }
 
         onShared_channels(value) {
-            if (!Array.isArray(value) || sameSet(value, this.channels)) {
-                return;
-            }
-            this.channels.splice(0, this.channels.length, ...value);
-            if (this.isMaster && this.pending) {
-                this.abortPending();  // poll again at once with the new list
+            if (value && typeof value === 'object' && !Array.isArray(value)) {
+                this.useChannels(value);
             }
         }
 

@@ -305,7 +305,7 @@
                 return;
             }
             this.pending = null;
-            if (imbus.isAbort(error)) {
+            if (request.abortedOnPurpose || imbus.isAbort(error)) {
                 this.poll();
                 return;
             }
@@ -317,9 +317,14 @@
             }, delay);
         }
 
+        /** Aborts the pending poll; its end (whatever error it gives) starts the next one. */
         abortPending() {
-            if (this.pending && this.pending.abort) {
-                this.pending.abort();
+            const pending = this.pending;
+            if (pending) {
+                pending.abortedOnPurpose = true;
+                if (pending.abort) {
+                    pending.abort();
+                }
             }
         }
 

@@ -17,7 +17,7 @@ var ServicesMixin = require('web.ServicesMixin');
 var session = require('web.session');
 
 var deployListeners = [];
-var deployed = null;  // the page's live instance, for the legacy `bus.bus` facade
+var deployed = null;  // the page's latest live instance, for the legacy `bus.bus` facade
 
 var ENTITIES = {'&amp;': '&', '&lt;': '<', '&gt;': '>', '&quot;': '"', '&#x27;': "'", '&#39;': "'", '&#x60;': '`'};
 
@@ -42,12 +42,10 @@ var BusService = CrossTab.extend(ServicesMixin, {
     init: function (env) {
         this.env = env;
         this._super();
-        if (!deployed) {
-            deployed = this;
-            deployListeners.forEach(function (callback) {
-                callback(deployed);
-            });
-        }
+        deployed = this;
+        deployListeners.forEach(function (callback) {
+            callback(deployed);
+        });
     },
     /**
      * @override
@@ -167,8 +165,8 @@ var BusService = CrossTab.extend(ServicesMixin, {
 });
 
 /**
- * Calls back with the page's live bus_service instance, now if there is one
- * and each time one is created (used by the legacy `bus.bus` facade).
+ * Calls back with the page's bus_service instance, now if there is one and
+ * each time one is created (used by the legacy `bus.bus` facade).
  *
  * @param {function} callback
  */
