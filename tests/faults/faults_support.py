@@ -63,14 +63,13 @@ def post(url: str, path: str, body: bytes, headers: dict | None = None, timeout:
         return status, text
 
 
-class RawPoll:
-    """A poll over a bare socket, so a test can vanish in the middle of it."""
+class RawRequest:
+    """A POST over a bare socket, so a test can vanish in the middle of it."""
 
-    def __init__(self, url: str, channels: list, last: int = 0, options: dict | None = None) -> None:
+    def __init__(self, url: str, path: str, body: bytes) -> None:
         parts = urlsplit(url)
         self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        body = call({"channels": channels, "last": last, "options": options or {}})
-        head = (f"POST /longpolling/poll HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+        head = (f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                 f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
         self.sock.sendall(head.encode() + body)
 
@@ -83,17 +82,30 @@ class RawPoll:
         """Vanish politely (FIN), as a closed tab does."""
         self.sock.close()
 
-    def answer(self, timeout: float = 10) -> dict:
-        """The JSON body of the response."""
+    def response(self, timeout: float = 10) -> tuple[int, Any]:
+        """The status and the decoded JSON body (or the text); TimeoutError if none comes."""
         self.sock.settimeout(timeout)
         with self.sock.makefile("rb") as stream:
-            stream.readline()  # status line
+            status = int(stream.readline().split()[1])
             length = 0
             while (line := stream.readline().strip()):
                 name, _, value = line.decode().partition(":")
                 if name.lower() == "content-length":
                     length = int(value)
-            return json.loads(stream.read(length))
+            text = stream.read(length).decode("utf-8", "replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+
+class RawPoll(RawRequest):
+    def __init__(self, url: str, channels: list, last: int = 0, options: dict | None = None) -> None:
+        super().__init__(url, "/longpolling/poll", call({"channels": channels, "last": last, "options": options or {}}))
+
+    def answer(self, timeout: float = 10) -> dict:
+        """The JSON-RPC envelope of the answer."""
+        return self.response(timeout)[1]
 
 
 class Follower(threading.Thread):
