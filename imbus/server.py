@@ -208,7 +208,7 @@ def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_di
     dispatcher.start()
     app = BusApp(dispatcher, database, database.dbname, send_token, max_body)
     server = WSGIServer(_listener(host, port), app, log=None, handler_class=_handler_class())
-    collector = gevent.spawn(_collect_garbage, database, gc_period)
+    collector = gevent.spawn(_collect_garbage, database, dispatcher, gc_period)
     stopping = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         gevent.signal_handler(signum, stopping.set)
@@ -269,13 +269,14 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def _collect_garbage(database: Pools, period: float = GC_PERIOD) -> None:
+def _collect_garbage(database: Pools, dispatcher: Dispatcher, period: float = GC_PERIOD) -> None:
     import gevent
 
+    feed = dispatcher.feed(database.dbname)
     while True:
         gevent.sleep(period)
         try:
             with database.cursor(database.dbname) as cr:
-                store.gc(cr)
+                store.gc(cr, upto=feed.high, keep=feed.pending_ids())
         except Exception:
             _logger.warning("bus: garbage collection failed", exc_info=True)

@@ -134,20 +134,25 @@ def max_id(cr) -> int:
 
 def renumber(cr, ids: Sequence[int]) -> list[Row]:
     """Give rows fresh ids from the table's sequence, so pollers already past their old
-    ids still get them; returns the renumbered rows."""
+    ids still get them, and date them now, when they became visible (a long transaction
+    stamps its start, which the GC would take for old); returns the renumbered rows."""
     cr.execute(
-        "UPDATE bus_bus SET id = nextval(pg_get_serial_sequence('bus_bus', 'id'))"
+        "UPDATE bus_bus SET id = nextval(pg_get_serial_sequence('bus_bus', 'id')),"
+        f" create_date = {NOW}, write_date = {NOW}"
         " WHERE id = ANY(%s::int[]) RETURNING id, channel, message, create_date",
         [list(ids)],
     )
     return sorted((Row(*row) for row in cr.fetchall()), key=lambda row: row.id)
 
 
-def gc(cr, max_age: float = 2 * TIMEOUT) -> int:
-    """Delete rows older than `max_age` seconds; returns how many."""
-    cr.execute(
-        "DELETE FROM bus_bus WHERE create_date < (statement_timestamp() at time zone 'utc')"
-        " - make_interval(secs => %s)",
-        [max_age],
-    )
+def gc(cr, max_age: float = 2 * TIMEOUT, upto: int | None = None, keep: Sequence[int] = ()) -> int:
+    """Delete rows older than `max_age` seconds; returns how many. A dispatcher passes
+    the highest id it has read (`upto`) and the ids it still waits for (`keep`): a long
+    transaction's rows look old the moment they commit, and must be read first."""
+    where = "create_date < (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)"
+    params: list[Any] = [max_age]
+    if upto is not None:
+        where += " AND id <= %s AND NOT id = ANY(%s::int[])"
+        params += [upto, list(keep)]
+    cr.execute(f"DELETE FROM bus_bus WHERE {where}", params)
     return cr.rowcount

@@ -72,3 +72,21 @@ def test_create_table_leaves_an_existing_table_alone(cr):
     cr.execute("SELECT count(*) FROM bus_bus")
     assert cr.fetchone()[0] == 1
     assert re.match(r"\d+", str(store.max_id(cr)))
+
+
+def test_gc_spares_rows_a_dispatcher_has_not_read_yet(cr):
+    read, unread_pending, unread_new = store.insert(cr, [("a", 1), ("a", 2), ("a", 3)])
+    cr.execute("UPDATE bus_bus SET create_date = create_date - interval '101 seconds'")
+    assert store.gc(cr, upto=unread_pending, keep=[unread_pending]) == 1
+    cr.execute("SELECT id FROM bus_bus ORDER BY id")
+    assert cr.fetchall() == [(unread_pending,), (unread_new,)]
+    assert read < unread_pending
+
+
+def test_renumbered_rows_get_a_fresh_id_and_date(cr):
+    (row_id,) = store.insert(cr, [("a", "late")])
+    cr.execute("UPDATE bus_bus SET create_date = create_date - interval '1 hour'")
+    (moved,) = store.renumber(cr, [row_id])
+    assert moved.id > row_id and moved.message == '"late"'
+    assert store.gc(cr) == 0
+    assert [item["message"] for item in store.fetch(cr, ["a"], last=0)] == ["late"]

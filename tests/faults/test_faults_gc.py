@@ -6,7 +6,6 @@ import json
 import time
 
 import psycopg2
-import pytest
 from faults_support import Follower, connect, health, query, stop_followers, stored, wait_for
 
 from imbus import notify, store
@@ -65,8 +64,6 @@ def test_a_row_committed_late_by_a_long_transaction_survives_the_gc(server, dsn)
     stop_followers(followers, srv.send)
 
 
-@pytest.mark.xfail(strict=True, reason="store.gc cannot spare rows the feed has not taken in yet:"
-                                       " docs/requests-faults.md #1")
 def test_a_late_row_committed_just_before_a_gc_run_survives_it(server, dsn):
     """The same row, but a GC run falls between its commit and the moment the dispatcher
     reads it (a tick, or a NOTIFY sent a little later): the GC sees an 'old' row and deletes it."""
