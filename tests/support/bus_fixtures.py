@@ -28,7 +28,7 @@ import pytest
 
 from imbus import store
 from imbus.db import Pools
-from imbus.embedded import EmbeddedPostgres, free_port
+from imbus.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"  # facts recorded from a real Odoo 14 server
@@ -100,13 +100,14 @@ def dsn(pg: Cluster) -> Iterator[str]:
 
 
 class Server:
-    """A `python -m imbus serve` process on a free loopback port."""
+    """A `python -m imbus serve` process on a loopback port the kernel picks at its first
+    start (a port probed free beforehand may be taken by then); restarts keep it."""
 
     def __init__(self, dsn: str, args: list[str]) -> None:
         self.dsn = dsn
         self.args = args
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
         self.process: subprocess.Popen | None = None
         self.log = Path(tempfile.mkstemp(prefix="imbus-server-", suffix=".log")[1])
 
@@ -121,8 +122,10 @@ class Server:
         with self.log.open("a") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True)
         deadline = time.monotonic() + START_TIMEOUT
-        for line in self.process.stdout:  # the server says when it is ready
+        for line in self.process.stdout:  # the server says when it is ready, and where
             if line.startswith("imbus: serving"):
+                self.port = int(line.split()[2].rstrip("/").rsplit(":", 1)[1])
+                self.url = f"http://127.0.0.1:{self.port}"
                 break
             if time.monotonic() > deadline:
                 break
