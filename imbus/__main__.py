@@ -5,6 +5,7 @@ from gevent import monkey
 monkey.patch_all()
 
 import argparse  # noqa: E402
+import ipaddress  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -42,7 +43,13 @@ def main() -> None:
 
 
 def _loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Only `localhost` and loopback addresses: a name like `127.example.com` may resolve anywhere."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 main()

@@ -8,6 +8,7 @@ loopback address and needs `Authorization: Bearer <token>` when a token is set.
 
 from __future__ import annotations
 
+import hmac
 import logging
 import resource
 import socket
@@ -119,10 +120,14 @@ class BusApp:
             hangup.stop()
 
     def on_send(self, request: Request) -> Response:
+        if request.mimetype != "application/json":  # a cross-site page may POST text/plain without asking
+            return jsonrpc.fail(None, RpcError("The send route takes application/json only",
+                                               "werkzeug.exceptions.UnsupportedMediaType", 415))
         return self.rpc(request, self.send)
 
     def send(self, request: Request, channel: Any, message: Any) -> None:
-        if self.send_token and request.headers.get("Authorization") != f"Bearer {self.send_token}":
+        if self.send_token and not hmac.compare_digest(request.headers.get("Authorization", "").encode(),
+                                                       f"Bearer {self.send_token}".encode()):
             raise RpcError("Access Denied", "odoo.exceptions.AccessDenied", Forbidden.code)
         if not isinstance(channel, str):
             raise RpcError("bus.Bus only string channels are allowed.")
