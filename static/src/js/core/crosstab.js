@@ -239,6 +239,15 @@
             }
         }
 
+        /** The page came back from the back-forward cache after leave(): join again. */
+        rejoin() {
+            super.stopPolling();
+            this.isMaster = false;
+            this.registered = false;
+            this.shareOwnChannels();
+            this.register();
+        }
+
         touchPeer() {
             const peers = this.get('peers', {}) || {};
             peers[this.tabId] = Date.now();
@@ -416,10 +425,31 @@
 
     // ----------------------------------------------------------------- browser
 
+    function usableLocalStorage() {
+        try {
+            const storage = root.localStorage;
+            storage.setItem('imbus.probe', '1');
+            storage.removeItem('imbus.probe');
+            return storage;
+        } catch (error) {
+            return null;  // disabled, or private browsing without storage
+        }
+    }
+
+    /** A Storage-like map for browsers refusing localStorage: this tab alone. */
+    function memoryStorage() {
+        const items = new Map();
+        return {
+            getItem: (key) => (items.has(key) ? items.get(key) : null),
+            setItem: (key, value) => items.set(key, String(value)),
+            removeItem: (key) => items.delete(key),
+        };
+    }
+
     /** The store on window.localStorage (+ BroadcastChannel for messages). */
     imbus.browserStore = function (options) {
         const opts = options || {};
-        const storage = root.localStorage;
+        const storage = usableLocalStorage() || memoryStorage();
         const handlers = [];
         const dispatch = (event) => handlers.forEach((handler) => handler(event));
         root.addEventListener('storage', (event) => {
@@ -439,7 +469,12 @@
                 return value === undefined ? fallback : value;
             },
             setItem(key, value) {
-                storage.setItem(key, JSON.stringify(value));
+                try {
+                    storage.setItem(key, JSON.stringify(value));
+                } catch (error) {
+                    // Full or refused: this tab goes on; only this piece of sharing is lost.
+                    console.warn('imbus: cannot write ' + key + ' to localStorage:', error);
+                }
             },
             removeItem(key) {
                 storage.removeItem(key);
@@ -491,6 +526,11 @@
             onUnload: (leave) => root.addEventListener('pagehide', leave),
         });
         bus.watchWindow(root);
+        root.addEventListener('pageshow', (event) => {
+            if (event.persisted) {
+                bus.rejoin();
+            }
+        });
         return bus;
     };
 })(typeof globalThis !== 'undefined' ? globalThis : window);

@@ -296,8 +296,11 @@
                 return;  // aborted or superseded meanwhile
             }
             this.pending = null;
-            this.onPoll(Array.isArray(result) ? result : []);
-            this.poll();
+            try {
+                this.onPoll(Array.isArray(result) ? result : []);
+            } finally {
+                this.poll();  // whatever happened to the answer, keep listening
+            }
         }
 
         onPollError(request, error) {
