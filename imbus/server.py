@@ -162,7 +162,7 @@ class HangupWatch:
 
     def stop(self) -> None:
         if self.greenlet is not None:
-            self.greenlet.kill(block=False)
+            self.greenlet.kill(block=True)  # it must let go of the socket before the next request reads it
 
     def _watch(self, waiter: Waiter) -> None:
         """A waiting client sends nothing: readable means closed (b'') or reset."""
