@@ -9,6 +9,7 @@ already waits in memory instead of querying the last 50 s of the table.
 from __future__ import annotations
 
 import random
+import resource
 import sys
 import time
 import uuid
@@ -20,7 +21,7 @@ import gevent.lock
 import gevent.pool
 
 from .http import HttpError
-from .process import CpuMeter, rss_mb
+from .process import CpuMeter, cpu_seconds, rss_mb
 from .sql import Statements
 from .stats import Tally
 from .targets import RpcFailure
@@ -29,6 +30,7 @@ CONNECT_AT_ONCE = 200  # connections opened concurrently while pollers ramp up
 SETTLE = 2.0  # seconds to wait for polls to be held when the server cannot count them
 DRAIN = 5.0  # seconds to wait for in-flight deliveries after the last send
 RETRY_PAUSE = 0.1
+STEADY = 0.5  # seconds a count of held polls must stay put to be trusted
 
 
 class Run:
@@ -66,15 +68,23 @@ class Run:
             self.group.spawn(poller.loop)
 
     def wait_held(self, count: int | None = None, within: float = 120.0) -> bool:
-        """Wait until the server holds `count` of our polls (all by default)."""
-        expected = self.baseline + (len(self.pollers) if count is None else count)
+        """Wait until the server holds our polls: its count reaches the baseline plus
+        ours, or, once every poller has its poll out, stays put at ours or more for a
+        moment (polls that earlier clients abandoned expire meanwhile)."""
+        mine = len(self.pollers) if count is None else count
         if self.target.waiters() is None:
             gevent.sleep(SETTLE)
             return True
         deadline = time.monotonic() + within
+        previous, steady_since = -1, time.monotonic()
         while time.monotonic() < deadline:
-            held = self.target.waiters()
-            if held is not None and held >= expected:
+            held = self.target.waiters() or 0
+            if held >= self.baseline + mine:
+                return True
+            if held != previous:
+                previous, steady_since = held, time.monotonic()
+            out = sum(poller.polling for poller in self.pollers)
+            if held >= mine and out >= mine and time.monotonic() - steady_since > STEADY:
                 return True
             gevent.sleep(0.05)
         return False
@@ -106,11 +116,11 @@ class Run:
         message = self.tally.message(seq)
         try:
             sender.send(channel, message)
-        except HttpError:
-            self.tally.error("http: send")
+        except HttpError as error:
+            self.tally.error("http: send", error)
             return False
-        except RpcFailure:
-            self.tally.error("rpc: send")
+        except RpcFailure as error:
+            self.tally.error("rpc: send", error)
             return False
         self.tally.sent(seq, recipients, message["at"], time.monotonic() - message["at"])
         return True
@@ -167,27 +177,33 @@ class Poller:
         self.conn = run.target.connection()
         self.arrived = gevent.event.Event()
         self.reconnects = 0
+        self.polling = False  # a poll is out, unanswered
 
     def loop(self) -> None:
         run = self.run
         with run.connecting:
             try:
                 self.conn.open()
-            except (OSError, HttpError):
-                run.tally.error("http: connect")
+            except (OSError, HttpError) as error:
+                run.tally.error("http: connect", error)
         while not run.stopping:
             try:
                 with gevent.Timeout(self._patience(), False):
+                    self.polling = True
                     notifications = run.target.poll(self.conn, self.channels, self.last)
+                    self.polling = False
                     self.take(notifications)
                     continue
+                self.polling = False
                 self.conn.close()  # abandoned mid-poll
                 self.reconnects += 1
-            except HttpError:
-                run.tally.error("http: poll")
+            except HttpError as error:
+                self.polling = False
+                run.tally.error("http: poll", error)
                 gevent.sleep(RETRY_PAUSE)
-            except RpcFailure:
-                run.tally.error("rpc: poll")
+            except RpcFailure as error:
+                self.polling = False
+                run.tally.error("rpc: poll", error)
                 gevent.sleep(RETRY_PAUSE)
 
     def take(self, notifications: list[dict]) -> None:
@@ -200,7 +216,7 @@ class Poller:
     def _patience(self) -> float | None:
         """How long to wait on this poll before abandoning it (None: as long as it takes)."""
         if self.churn and random.random() < self.churn:
-            return random.uniform(0.2, 5.0)
+            return random.uniform(0.01, 0.5)  # often before an answer, sometimes while it comes
         return None
 
     def close(self) -> None:
@@ -279,6 +295,7 @@ def _broadcasts(run: Run, channel: str, messages: int) -> dict[str, Any]:
     everyone = [poller.index for poller in run.pollers]
     sender = run.target.sender()
     last_poller: list[float] = []
+    cpu = _CpuUse(run.server_pid)
     run.statements.start()
     try:
         for _ in range(messages):
@@ -292,11 +309,33 @@ def _broadcasts(run: Run, channel: str, messages: int) -> dict[str, Any]:
     finally:
         sender.close()
     sql = run.statements.stop()
-    result: dict[str, Any] = {"last_poller_ms": [round(seconds * 1000, 1) for seconds in last_poller]}
+    result: dict[str, Any] = {"last_poller_ms": [round(seconds * 1000, 1) for seconds in last_poller],
+                              **cpu.used(messages)}
     if sql and messages:
         result["sql_per_broadcast"] = round(sql["total"] / messages, 1)
         result["fetch_per_broadcast"] = round(sql["fetch"] / messages, 1)
     return result
+
+
+class _CpuUse:
+    """CPU seconds used by the server (with its pid) and by the bench since creation:
+    on a shared machine, tells which side bounds a run."""
+
+    def __init__(self, server_pid: int | None) -> None:
+        self.server_pid = server_pid
+        self.server = cpu_seconds(server_pid) if server_pid else None
+        self.bench = _own_cpu()
+
+    def used(self, per: int) -> dict[str, float]:
+        result = {"bench_cpu_ms_each": round((_own_cpu() - self.bench) * 1000 / max(per, 1), 1)}
+        if self.server is not None and (now := cpu_seconds(self.server_pid)) is not None:
+            result["server_cpu_ms_each"] = round((now - self.server) * 1000 / max(per, 1), 1)
+        return result
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def fanout(target: Any, pollers: int = 1000, channels: int = 1000, rate: float = 2000.0, duration: float = 10.0,

@@ -30,6 +30,9 @@ def summary(latencies: list[float]) -> dict[str, float | None]:
     return {name: None if value is None else round(value * 1000, 3) for name, value in result.items()}
 
 
+MAX_SAMPLES = 5
+
+
 class Tally:
     """Expected and actual deliveries of one run.
 
@@ -47,6 +50,7 @@ class Tally:
         self.duplicated = 0
         self.stray = 0
         self.errors: Counter[str] = Counter()
+        self.samples: list[str] = []  # the first few error messages, to tell what went wrong
         self.first_stamp: float | None = None
         self.last_receipt: float | None = None
         self.sends = 0
@@ -79,8 +83,10 @@ class Tally:
         self.last_receipt = now
         self.latencies.append(now - message["at"])
 
-    def error(self, kind: str) -> None:
+    def error(self, kind: str, detail: object = None) -> None:
         self.errors[kind] += 1
+        if detail is not None and len(self.samples) < MAX_SAMPLES:
+            self.samples.append(f"{kind}: {detail}"[:300])
 
     def outstanding(self) -> int:
         """Expected deliveries not (yet) received."""
@@ -110,4 +116,5 @@ class Tally:
             "http_errors": sum(n for kind, n in self.errors.items() if kind.startswith("http")),
             "rpc_errors": sum(n for kind, n in self.errors.items() if kind.startswith("rpc")),
             "errors": dict(self.errors),
+            "error_samples": self.samples,
         }
