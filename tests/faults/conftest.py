@@ -53,6 +53,9 @@ def own_pg(tmp_path) -> Iterator[OwnCluster]:
             conn.autocommit = True
             with conn.cursor() as cr:
                 cr.execute("CREATE DATABASE imbus_faults")
+                # The embedded cluster runs with synchronous_commit=off for speed, which lets a
+                # crash lose acknowledged commits; a crash test needs PostgreSQL's default back.
+                cr.execute("ALTER DATABASE imbus_faults SET synchronous_commit = on")
         cluster = OwnCluster(embedded)
         with contextlib.closing(psycopg2.connect(cluster.dsn)) as conn, conn.cursor() as cr:
             store.create_table(cr)

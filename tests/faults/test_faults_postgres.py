@@ -3,6 +3,7 @@
 import threading
 import time
 
+import pytest
 from faults_support import Follower, call, health, post, query, server_backends, stop_followers, stored, wait_for
 
 
@@ -31,14 +32,22 @@ class Sender(threading.Thread):
             time.sleep(0.01)
 
 
-def test_postgres_restart_loses_nothing_committed_and_failed_sends_say_so(own_pg, launch):
+@pytest.mark.parametrize("mode", ["fast", "immediate"])  # immediate: a crash, recovered from the WAL
+def test_postgres_restart_loses_nothing_committed_and_failed_sends_say_so(own_pg, launch, mode):
     srv = launch(own_pg.dsn)
     followers = [Follower(srv.url, "orders") for _ in range(3)]
     wait_for(lambda: health(srv.url)["waiters"] == 3)
     senders = [Sender(srv.url, "orders", name) for name in ("a", "b")]
     wait_for(lambda: all(len(each.accepted) >= 10 for each in senders))
 
-    own_pg.embedded.restart()  # a fast shutdown: every connection is cut
+    own_pg.embedded.stop(mode)  # every connection is cut
+    assert health(srv.url)["status"] == "degraded"
+    started = time.monotonic()
+    _, body = post(srv.url, "/longpolling/poll", call({"channels": ["orders"], "last": 0, "options": {}}))
+    assert body["error"]["data"]["name"].startswith("psycopg2."), body  # said at once, not after 50 s
+    assert time.monotonic() - started < 2
+    time.sleep(1)
+    own_pg.embedded.start()
     wait_for(lambda: health(srv.url)["listening"], within=15, message="the listener did not come back")
     accepted_after = [len(each.accepted) for each in senders]
     wait_for(lambda: all(len(each.accepted) >= count + 10 for each, count in zip(senders, accepted_after)),
