@@ -21,6 +21,7 @@
     const received = [];
     const latencies = [];
     const palette = new Map();
+    const openedAt = Date.now();
 
     window.demo = {bus: bus, received: received};
 
@@ -92,7 +93,9 @@
                 channel: item.channel,
                 message: item.message,
                 at: now,
-                latency: start === null ? null : Math.max(0, now - start),
+                // A message sent before this page opened is history, not a latency.
+                replayed: start !== null && start < openedAt,
+                latency: start === null || start < openedAt ? null : Math.max(0, now - start),
             };
             received.push(entry);
             if (entry.latency !== null) {
@@ -116,7 +119,7 @@
         meta.textContent = [
             entry.id !== undefined ? 'id ' + entry.id : null,
             from ? 'from ' + shortTab(from) : 'from the server',
-            new Date(entry.at).toLocaleTimeString(),
+            entry.replayed ? 'sent before this page opened' : new Date(entry.at).toLocaleTimeString(),
         ].filter(Boolean).join(' · ');
         body.append(meta);
         const latency = element('span', 'latency', entry.latency === null ? '' : formatLatency(entry.latency));
@@ -158,7 +161,7 @@
             ? 'This tab polls the server for the whole browser'
             : 'Another tab polls; this one receives through the browser';
         document.body.dataset.role = bus.isMasterTab() ? 'master' : 'follower';
-        if (!bus.isMasterTab() && !retryUntil) {
+        if (!retryUntil && bus.online && $('connection').classList.contains('badge-muted')) {
             setConnection('Live', 'badge-ok');
         }
     }
@@ -188,19 +191,22 @@
         retryTimer = setInterval(tick, 250);
     }
 
-    bus.on('poll', () => {
-        if (!retryUntil || Date.now() >= retryUntil) {
-            retryUntil = 0;
-            clearInterval(retryTimer);
-            setConnection('Live', 'badge-ok');
-        }
-    });
-    bus.on('notification', () => {
+    function showLive() {
         retryUntil = 0;
         clearInterval(retryTimer);
         setConnection('Live', 'badge-ok');
+    }
+
+    // In every tab: what the polling tab sees of the server.
+    bus.on('connection', (state) => {
+        if (state.online) {
+            showLive();
+        } else {
+            showRetry(Math.max(0, state.retryAt - Date.now()));
+        }
     });
-    bus.on('poll_error', (error, delay) => showRetry(delay));
+    bus.on('poll_answer', showLive);
+    bus.on('notification', showLive);
     bus.on('become_master', refreshStats);
     bus.on('no_longer_master', refreshStats);
     bus.on('notification', onNotification);
@@ -284,10 +290,17 @@
 
     // ---------------------------------------------------------------- start
 
+    $('curl-example').textContent = "curl -H 'Content-Type: application/json' " +
+        `-d '{"params": {"channel": "${DEFAULT_CHANNEL}", "message": {"text": "Hello", "sent_at": '$(date +%s%3N)'}}}' ` +
+        window.location.origin + '/longpolling/send';
     $('send-channel').value = DEFAULT_CHANNEL;
     bus.addChannel(DEFAULT_CHANNEL);
     bus.startPolling();
     renderChannels();
     refreshStats();
+    const known = bus.get('connection', null);
+    if (known && !known.online && known.retryAt > Date.now()) {
+        showRetry(known.retryAt - Date.now());
+    }
     setInterval(refreshStats, 1000);
 })();

@@ -15,7 +15,8 @@
  *
  * Keys (after the prefix): peers {tabId: time}, master (tabId), heartbeat (time),
  * channels {tabId: [channel...]}, options, last, last_ts,
- * notification {from, items, last}, focus, lastPresence.
+ * notification {from, items, last}, focus, lastPresence,
+ * connection {online, retryAt} (the master's view of the server).
  *
  * Each tab owns its channels (`ownChannels`); the master polls the union of
  * all tabs' channels (`channels`), so a tab leaving a channel never takes it
@@ -30,7 +31,8 @@
  *   removed by a closing master), the oldest live peer takes over.
  * The new master polls from the shared `last`; every tab drops ids it has seen.
  *
- * Events: those of imbus.Poller, plus 'become_master' and 'no_longer_master'.
+ * Events: those of imbus.Poller, plus 'become_master', 'no_longer_master' and
+ * 'connection' ({online, retryAt}: in every tab, what the master sees).
  */
 (function (root) {
     'use strict';
@@ -73,6 +75,20 @@
             this.heartbeatTimer = null;
             this.last = this.sharedLast();
             this.store.onStorage((event) => this.onStorage(event));
+            this.online = true;
+            this.on('poll_error', (error, delay) => this.shareConnection(false, Date.now() + delay));
+            this.on('poll_answer', () => this.shareConnection(true, 0));
+        }
+
+        /** The master tells every tab whether the server answers. */
+        shareConnection(online, retryAt) {
+            if (!this.isMaster || online === this.online) {
+                return;
+            }
+            this.online = online;
+            const state = {online: online, retryAt: retryAt};
+            this.set('connection', state);
+            this.emit('connection', state);
         }
 
         key(name) {
@@ -414,6 +430,13 @@
 
         onShared_options(value) {
             this.options = value || {};
+        }
+
+        onShared_connection(value) {
+            if (!this.isMaster && value) {
+                this.online = Boolean(value.online);
+                this.emit('connection', value);
+            }
         }
 
         onShared_focus(value) {

@@ -166,8 +166,8 @@
      *   {id, channel, message}; defaults to a JSON-RPC POST to POLL_ROUTE.
      * options.settings: timing knobs, see imbus.DEFAULTS.
      *
-     * Events: 'notification' (pairs, items), 'poll' (params), 'poll_error'
-     * (error, delay), 'window_focus' (focused).
+     * Events: 'notification' (pairs, items), 'poll' (params), 'poll_answer'
+     * (result), 'poll_error' (error, delay), 'window_focus' (focused).
      */
     class Poller extends Emitter {
         constructor(options) {
@@ -297,6 +297,7 @@
             }
             this.pending = null;
             try {
+                this.emit('poll_answer', result);
                 this.onPoll(Array.isArray(result) ? result : []);
             } finally {
                 this.poll();  // whatever happened to the answer, keep listening
