@@ -1,10 +1,13 @@
 """Clients that vanish mid-poll, and a crowd of waiting polls against a small pool."""
 
+import http.client
+import json
 import os
 import time
+from urllib.parse import urlsplit
 
 import pytest
-from faults_support import RawPoll, health, server_backends, stored, wait_for
+from faults_support import RawPoll, call, health, server_backends, stored, wait_for
 
 
 def open_sockets(pid: int) -> int:
@@ -73,3 +76,22 @@ def test_a_thousand_waiting_polls_hold_no_database_connection(server, dsn, fresh
     for poll in polls:
         poll.reset()
     wait_for(lambda: health(srv.url)["waiters"] == 0, within=10)
+
+
+def test_a_keep_alive_connection_polls_again_after_a_waiting_poll_is_answered(server):
+    """Browsers reuse their connection: the next poll on it must work once the first,
+    which waited (and had its hang-up watched), is answered."""
+    srv = server()
+    parts = urlsplit(srv.url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    last = 0
+    for n in range(5):
+        body = call({"channels": ["kept"], "last": last, "options": {}})
+        conn.request("POST", "/longpolling/poll", body=body, headers={"Content-Type": "application/json"})
+        wait_for(lambda: health(srv.url)["waiters"] == 1)
+        srv.send("kept", n)
+        result = json.loads(conn.getresponse().read())["result"]
+        assert [item["message"] for item in result] == [n]
+        last = result[-1]["id"]
+    conn.close()
+    assert "Traceback" not in srv.logs(), srv.logs()
