@@ -1,10 +1,22 @@
 """PostgreSQL restarts under the server's feet while polls wait and senders send."""
 
+import contextlib
 import threading
 import time
 
 import pytest
-from faults_support import Follower, call, health, post, query, server_backends, stop_followers, stored, wait_for
+from faults_support import (
+    Follower,
+    call,
+    connect,
+    health,
+    post,
+    query,
+    server_backends,
+    stop_followers,
+    stored,
+    wait_for,
+)
 
 
 class Sender(threading.Thread):
@@ -90,3 +102,33 @@ def test_pooled_connections_cut_by_the_server_fail_no_request(server, dsn):
         envelope = srv.rpc("/longpolling/send", {"channel": "pool", "message": f"after-{n}"})
         assert "error" not in envelope, envelope
         assert "error" not in srv.rpc("/longpolling/poll", {"channels": ["pool"], "last": 0, "options": {"peek": True}})
+
+
+def test_a_locked_table_stalls_sends_but_not_the_server(server, dsn):
+    """Another transaction holds bus_bus exclusively (stock Odoo's GC did, inside
+    requests): sends queue for the lock and for the pool, the rest keeps answering,
+    and everything queued goes through once the lock is released."""
+    srv = server()
+    srv.send("locked", "before")
+    last = srv.poll(["locked"], 0)[-1]["id"]
+    follower = Follower(srv.url, "locked", last)
+    wait_for(lambda: health(srv.url)["waiters"] == 1)
+    with contextlib.closing(connect(dsn)) as holder, holder.cursor() as cr:
+        cr.execute("BEGIN; LOCK TABLE bus_bus IN ACCESS EXCLUSIVE MODE")
+        answers = []
+        senders = [threading.Thread(target=lambda n=n: answers.append(srv.rpc("/longpolling/send", {
+            "channel": "locked", "message": n}))) for n in range(20)]  # more than the pool's 8 connections
+        for each in senders:
+            each.start()
+        time.sleep(0.5)
+        assert all(each.is_alive() for each in senders), "sends went through a locked table"
+        started = time.monotonic()
+        assert health(srv.url)["waiters"] == 1
+        assert time.monotonic() - started < 0.5, "health waits for the database"
+        cr.execute("COMMIT")
+    for each in senders:
+        each.join(10)
+        assert not each.is_alive()
+    assert answers == [{"jsonrpc": "2.0", "id": 1}] * 20
+    wait_for(lambda: sorted(follower.messages()) == list(range(20)), within=5)
+    stop_followers([follower], srv.send)
