@@ -198,3 +198,20 @@ def test_a_body_shorter_than_its_content_length_costs_nothing_once_the_client_le
                      b"Content-Length: 1000\r\n\r\n{\"params\": {")
     status, _ = post(srv.url, "/longpolling/send", call({"channel": "after-liar", "message": 1}))
     assert status == 200 and stored(srv.dsn, "after-liar")
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(64)),  # a TLS ClientHello on the plain port
+    b"GARBAGE\r\n\r\n",
+    b"POST /longpolling/poll HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+    b"POST /longpolling/poll HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
+    b"POST /longpolling/poll HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+    b"GET /health HTTP/1.1\r\n" + b"X-Filler: " + b"b" * 70_000 + b"\r\n\r\n",
+])
+def test_broken_http_is_refused_and_the_connection_closed(srv, raw):
+    parts = urlsplit(srv.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=5) as sock:
+        sock.sendall(raw)
+        answer = sock.recv(65536)
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 4"), answer[:200]
