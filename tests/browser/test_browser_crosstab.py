@@ -149,6 +149,37 @@ def test_removing_a_channel_restarts_the_poll_without_it(server, open_demo, poll
     assert polls.sent[-1]["params"]["channels"] == ["demo"]
 
 
+def test_a_follower_joining_a_channel_restarts_the_master_poll_at_once(server, open_demo, polls):
+    srv = server()
+    pages = [open_demo(srv) for _ in range(2)]
+    master = wait_for_one_master(pages)
+    follower = next(page for page in pages if page is not master)
+    wait_until(pages, lambda: len(polls.in_flight) == 1)
+
+    follower.js("demo.bus.addChannel('sales')")
+
+    wait_until(pages, lambda: "sales" in polls.sent[-1]["params"]["channels"], timeout=1)
+    assert polls.sent[-1]["page"] is master.page
+    srv.send("sales", {"text": "order", "sent_at": now_ms()})
+    for page in pages:
+        page.wait_received(1)
+        assert texts_of(page) == ["order"]
+
+
+def test_a_closed_tab_takes_its_channels_away(server, open_demo, polls):
+    srv = server()
+    pages = [open_demo(srv) for _ in range(2)]
+    master = wait_for_one_master(pages)
+    follower = next(page for page in pages if page is not master)
+    follower.js("demo.bus.addChannel('sales')")
+    wait_until(pages, lambda: "sales" in polls.sent[-1]["params"]["channels"])
+
+    follower.page.close()
+
+    wait_until([master], lambda: polls.sent[-1]["params"]["channels"] == ["demo"], timeout=2)
+    assert master.js("demo.bus.channels") == ["demo"]
+
+
 def insert_while_down(dsn, texts):
     """Rows written straight into the table (as another process would) while no server runs."""
     conn = psycopg2.connect(dsn)

@@ -128,6 +128,9 @@
                 return false;
             }
             this.ownChannels.push(channel);
+            if (!this.registered) {
+                this.touchPeer();  // be a known peer before owning channels
+            }
             this.shareOwnChannels();
             if (!this.registered) {
                 this.register();
@@ -192,6 +195,14 @@
             this.useChannels(shared);
         }
 
+        /** Puts this tab's channels back if another tab dropped them (a race on the map). */
+        checkOwnChannels() {
+            const byTab = this.get('channels', null) || {};
+            if (!sameSet(Array.isArray(byTab[this.tabId]) ? byTab[this.tabId] : [], this.ownChannels)) {
+                this.shareOwnChannels();
+            }
+        }
+
         /** Sets `channels` to the union of every tab's channels; re-polls if it changed. */
         useChannels(byTab) {
             const union = this.ownChannels.slice();
@@ -216,7 +227,8 @@
         register() {
             this.registered = true;
             this.touchPeer();
-            if (this.onUnloadRegister) {
+            if (this.onUnloadRegister && !this.unloadRegistered) {
+                this.unloadRegistered = true;
                 this.onUnloadRegister(() => this.leave());
             }
             if (this.locks) {
@@ -237,6 +249,7 @@
             if (!this.registered) {
                 return;
             }
+            this.left = true;
             const peers = this.get('peers', {}) || {};
             delete peers[this.tabId];
             this.set('peers', peers);
@@ -260,6 +273,7 @@
             super.stopPolling();
             this.isMaster = false;
             this.registered = false;
+            this.left = false;
             this.shareOwnChannels();
             this.register();
         }
@@ -338,6 +352,9 @@
             } else {
                 this.touchPeer();
             }
+            if (!this.left) {
+                this.checkOwnChannels();
+            }
             const period = this.setting(this.isMaster ? 'MASTER_TAB_HEARTBEAT_PERIOD' : 'TAB_HEARTBEAT_PERIOD');
             if (this.lastPresence + period > now) {
                 this.set('lastPresence', this.lastPresence);
@@ -360,7 +377,8 @@
             if (!byTab || typeof byTab !== 'object' || Array.isArray(byTab)) {
                 return;
             }
-            const dead = Object.keys(byTab).filter((tab) => tab !== this.tabId && !(tab in alive));
+            const master = this.get('master', null);
+            const dead = Object.keys(byTab).filter((tab) => tab !== this.tabId && tab !== master && !(tab in alive));
             if (dead.length) {
                 dead.forEach((tab) => delete byTab[tab]);
                 this.set('channels', byTab);
