@@ -40,6 +40,14 @@ function wait(ms) {
     return new Promise(function (resolve) { setTimeout(resolve, ms); });
 }
 
+/** Waits until condition() holds, up to `timeout` ms (timers of a busy machine run late). */
+async function waitFor(condition, timeout) {
+    var deadline = Date.now() + timeout;
+    while (!condition() && Date.now() < deadline) {
+        await wait(10);
+    }
+}
+
 /** A poll the test controls: answer(items), fail(), and abort() as Odoo's ajax does it. */
 function controlledPoll(params) {
     var poll = testUtils.makeTestPromise();
@@ -183,11 +191,12 @@ QUnit.module('bus', {
 
         var tab = await openTab('tab');
         tab.call('addChannel', 'news');
+        var failedAt = Date.now();
         tab.lastPoll().fail();
-        await testUtils.nextTick();
+        await wait(0);
         assert.strictEqual(tab.polls.length, 1, 'no immediate retry');
-        await wait(150);
-        assert.strictEqual(tab.polls.length, 2, 'retried after the delay');
+        await waitFor(function () { return tab.polls.length === 2; }, 2000);
+        assert.ok(tab.polls.length === 2 && Date.now() - failedAt >= 100, 'retried after the delay');
         tab.parent.destroy();
     });
 
@@ -285,7 +294,7 @@ QUnit.module('bus', {
         var core = first.service._core;
         clearTimeout(core.heartbeatTimer);
         core.heartbeat = function () {};
-        await wait(150);
+        await waitFor(function () { return second.call('isMasterTab'); }, 2000);
 
         assert.ok(second.call('isMasterTab'), 'the follower took over');
         assert.strictEqual(second.polls.length, 1);
