@@ -6,7 +6,8 @@ How it beats the stock `ImDispatch` of Odoo 14:
 - a notification triggers one refresh query per database, into an in-memory feed that
   every woken poller (and its immediate re-poll) reads (stock: one query per poller);
 - a lost listener connection is re-opened within about a second, with backoff, and
-  every waiter re-reads afterwards (stock sleeps 50 s and may hang);
+  every waiter re-reads afterwards (stock sleeps 50 s and may hang); one that goes deaf
+  without an error is found by a heartbeat NOTIFY that does not come back (~15 s);
 - rows committed out of id order are never skipped (see `feed`).
 
 It runs in a thread, which is a greenlet when gevent has patched `threading`.
@@ -28,7 +29,9 @@ from .feed import SEED_IDS, Feed, Row
 _logger = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between checks of pending ids and of the listener's health
-PING_AFTER = 30.0  # seconds of silence before the listener connection is tested
+PING_AFTER = 10.0  # seconds of silence before the listener is sent a heartbeat
+PING_TIMEOUT = 5.0  # seconds for that heartbeat to come back before the listener counts as deaf
+HEARTBEAT = '{"heartbeat":1}'  # a JSON object: a notification that wakes nobody
 BACKOFF = (0.1, 1.0)  # first and longest pause between reconnection attempts
 NOTIFY_DB = "postgres"
 
@@ -248,14 +251,11 @@ class Dispatcher:
             self._wake(dbname)
 
     def _listen(self, conn: Any) -> None:
-        quiet_since = time.monotonic()
+        quiet_since, pinged = time.monotonic(), None
         while not self.stopping:
             if not select.select([conn], [], [], TICK)[0]:
                 self._tick()
-                if time.monotonic() - quiet_since > PING_AFTER:
-                    with conn.cursor() as cr:
-                        cr.execute("SELECT 1")
-                    quiet_since = time.monotonic()
+                pinged = self._check_hearing(quiet_since, pinged)
                 continue
             conn.poll()
             keys, everyone = set(), False
@@ -266,8 +266,25 @@ class Dispatcher:
                 else:
                     keys.update(json_dump(channel) for channel in channels)
             del conn.notifies[:]
-            quiet_since = time.monotonic()
-            self._dispatch(keys, everyone)
+            quiet_since, pinged = time.monotonic(), None  # anything heard, a heartbeat too, proves the line
+            if keys or everyone:
+                self._dispatch(keys, everyone)
+
+    def _check_hearing(self, quiet_since: float, pinged: float | None) -> float | None:
+        """After PING_AFTER s of silence, NOTIFY a heartbeat through the pool; raise when it
+        has not come back PING_TIMEOUT s later, so `_run` listens anew. Nothing here waits
+        on the listener: a frozen proxy or a dropped firewall state gives no error, and a
+        query on that connection would hang (stock Odoo hangs until restarted)."""
+        now = time.monotonic()
+        if pinged is not None:
+            if now - pinged > PING_TIMEOUT:
+                raise ConnectionError(f"no heartbeat heard back within {PING_TIMEOUT:.0f} s")
+            return pinged
+        if now - quiet_since > PING_AFTER:
+            with self.database.cursor(NOTIFY_DB) as cr:
+                notify.announce(cr, [HEARTBEAT])
+            return now
+        return None
 
     def _dispatch(self, keys: set[str], everyone: bool) -> None:
         for feed in list(self.feeds.values()):
@@ -295,4 +312,6 @@ def _decode(payload: str) -> list | None:
         channels = json.loads(payload)
     except ValueError:
         return None
+    if isinstance(channels, dict):  # a heartbeat
+        return []
     return channels if isinstance(channels, list) else None

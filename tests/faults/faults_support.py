@@ -182,3 +182,51 @@ def stored(dsn: str, channel: str) -> list[tuple[int, Any]]:
     """(id, message) of the channel's rows in the table, by id."""
     rows = query(dsn, "SELECT id, message FROM bus_bus WHERE channel = %s ORDER BY id", [json.dumps(channel)])
     return [(row_id, json.loads(message)) for row_id, message in rows]
+
+
+class FreezingProxy:
+    """A TCP relay to PostgreSQL whose open connections can be frozen: bytes stop flowing
+    both ways while the sockets stay open, as behind a hung PgBouncer or a firewall that
+    silently dropped the connection. New connections pass normally."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.upstream = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen: list[threading.Event] = []
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> int:
+        """Freeze every connection open now; returns how many."""
+        for event in self.frozen:
+            event.set()
+        return len(self.frozen)
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            frozen = threading.Event()
+            self.frozen.append(frozen)
+            self.sockets += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(target=self._relay, args=(source, target, frozen), daemon=True).start()
+
+    @staticmethod
+    def _relay(source: socket.socket, target: socket.socket, frozen: threading.Event) -> None:
+        with contextlib.suppress(OSError):
+            while (data := source.recv(65536)):
+                while frozen.is_set():  # hold the bytes for good, keep the socket open
+                    time.sleep(0.05)
+                target.sendall(data)

@@ -10,7 +10,7 @@ import uuid
 
 import psycopg2.extensions
 import pytest
-from faults_support import Follower, health, query, stop_followers, wait_for
+from faults_support import Follower, FreezingProxy, health, query, stop_followers, wait_for
 
 
 @pytest.fixture
@@ -76,3 +76,32 @@ def test_listener_killed_over_and_over_while_senders_send(server, pg, database):
     stop_followers(followers, srv.send)
     assert health(srv.url)["listening"] is True
     assert health(srv.url)["reconnects"] >= 5
+
+
+@pytest.fixture
+def frozen_path(pg):
+    """A listener DSN through a FreezingProxy to the test cluster."""
+    parts = psycopg2.extensions.parse_dsn(pg.dsn)
+    if not parts.get("host", "").startswith("127.") and parts.get("host") != "localhost":
+        pytest.skip("the proxy relays TCP only; the cluster is not on 127.0.0.1")
+    proxy = FreezingProxy(parts["host"], int(parts.get("port", 5432)))
+    try:
+        yield proxy, psycopg2.extensions.make_dsn(pg.dsn, dbname="postgres", host="127.0.0.1", port=proxy.port)
+    finally:
+        proxy.close()
+
+
+def test_a_listener_that_silently_stops_hearing_is_replaced(server, frozen_path):
+    """No error, no reset: the listener's connection just goes quiet for good. The
+    dispatcher must notice by itself (its own heartbeat does not come back) and listen
+    anew, then deliver what was sent meanwhile."""
+    proxy, listen_dsn = frozen_path
+    srv = server("--listen-dsn", listen_dsn)
+    followers = [Follower(srv.url, "quiet") for _ in range(2)]
+    wait_for(lambda: health(srv.url)["waiters"] == 2)
+    assert proxy.freeze() == 1
+    srv.send("quiet", "unheard")
+    wait_for(lambda: all(follower.messages() == ["unheard"] for follower in followers), within=25,
+             message="a frozen listener connection was never replaced")
+    assert health(srv.url)["reconnects"] >= 1
+    stop_followers(followers, srv.send)
