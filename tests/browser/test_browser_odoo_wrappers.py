@@ -99,6 +99,23 @@ def test_wrappers_share_one_poll_between_tabs_through_local_storage(server, cont
     assert {poll["page"] for poll in polls.sent} == {first}
 
 
+def test_wrappers_hand_over_when_the_master_tab_closes(server, context, polls):
+    srv = server()
+    first = open_odoo_page(context, srv)
+    second = open_odoo_page(context, srv)
+    wait_until([first], lambda: first.evaluate("busService.isMasterTab()"))
+    assert second.evaluate("busService.isMasterTab()") is False
+    assert first.evaluate("busService._core.locks !== null"), "a real localStorage should elect with Web Locks"
+
+    first.close()
+    srv.send("odoo", "after the handover")
+
+    second.wait_for_function("got.service.length >= 1", timeout=5000)
+    assert received(second, "service") == [["odoo", "after the handover"]]
+    assert second.evaluate("busService.isMasterTab()") is True
+    assert second.evaluate("got.roles") == ["become_master"]
+
+
 def test_stop_polling_aborts_the_poll_and_forgets_the_channels(server, context, polls):
     srv = server()
     page = open_odoo_page(context, srv)

@@ -6,6 +6,12 @@
  * channels and options, through Odoo's `local_storage` service (keys
  * `bus.<origin>.<name>`), so tests can swap it for an in-memory storage.
  *
+ * The master is the tab holding a Web Lock when the browser has them and the
+ * local_storage service really is the browser's localStorage (the lock is
+ * released at once when a tab closes or crashes, and a throttled background
+ * tab keeps it); otherwise heartbeats through the storage elect it, as in
+ * Odoo 14 (in-memory storages of tests always use heartbeats).
+ *
  * Events: those of bus.Longpolling plus 'become_master', 'no_longer_master'.
  * Timing constants (ms), read at each use so subclasses may shorten them:
  * TAB_HEARTBEAT_PERIOD, MASTER_TAB_HEARTBEAT_PERIOD,
@@ -26,6 +32,7 @@ var CrossTabBus = Longpolling.extend({
     HEARTBEAT_OUT_OF_DATE_PERIOD: 5000,
     HEARTBEAT_KILL_OLD_PERIOD: 15000,
     LOCAL_STORAGE_PREFIX: 'bus',
+    USE_WEB_LOCKS: true,
 
     /**
      * @override
@@ -85,10 +92,12 @@ var CrossTabBus = Longpolling.extend({
     _createCore: function () {
         var self = this;
         var origin = (session.origin || window.location.origin).replace(/:\/{0,2}/g, '_');
+        var prefix = this.LOCAL_STORAGE_PREFIX + '.' + origin + '.';
         this._sanitizedOrigin = origin;
         return new imbus.CrossTab(Object.assign(this._coreOptions(), {
             store: this._storage(),
-            prefix: this.LOCAL_STORAGE_PREFIX + '.' + origin + '.',
+            prefix: prefix,
+            locks: this._webLocks(prefix),
             tabId: this.LOCAL_STORAGE_PREFIX + (++tabCounter) + ':' + Date.now(),
             onUnload: function () {
                 self._registerWindowUnload();
@@ -117,6 +126,29 @@ var CrossTabBus = Longpolling.extend({
                 self.call('local_storage', 'onStorage', self, self._onStorage);
             },
         };
+    },
+    /**
+     * navigator.locks, if the browser has it and the local_storage service
+     * writes to the browser's localStorage (shared by the tabs), else null.
+     *
+     * @private
+     * @param {string} prefix
+     */
+    _webLocks: function (prefix) {
+        if (!this.USE_WEB_LOCKS || !window.navigator.locks) {
+            return null;
+        }
+        var key = prefix + 'storage_probe';
+        var token = 'probe-' + Math.random();
+        var shared = false;
+        this.call('local_storage', 'setItem', key, token);
+        try {
+            shared = window.localStorage.getItem(key) === JSON.stringify(token);
+        } catch (error) {
+            shared = false;
+        }
+        this.call('local_storage', 'removeItem', key);
+        return shared ? window.navigator.locks : null;
     },
     /**
      * @private
