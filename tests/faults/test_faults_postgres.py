@@ -98,6 +98,7 @@ def test_pooled_connections_cut_by_the_server_fail_no_request(server, dsn):
     cut = query(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                      " WHERE datname = current_database() AND pid <> pg_backend_pid()")
     assert cut
+    wait_for(lambda: not server_backends(dsn))  # the backends are gone; the pool does not know yet
     for n in range(10):
         envelope = srv.rpc("/longpolling/send", {"channel": "pool", "message": f"after-{n}"})
         assert "error" not in envelope, envelope
