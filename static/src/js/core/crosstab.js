@@ -285,14 +285,21 @@
         }
 
         requestLock() {
-            this.locks.request(this.key('master_lock'), () => new Promise((release) => {
+            const granted = () => new Promise((release) => {
                 if (this.destroyed) {
                     release();
                     return;
                 }
                 this.releaseLock = release;
                 this.becomeMaster();
-            }));
+            });
+            Promise.resolve().then(() => this.locks.request(this.key('master_lock'), granted)).catch(() => {
+                // Locks refused (sandboxed frame...): fall back to heartbeats.
+                if (!this.isMaster) {
+                    this.locks = null;
+                    this.elect();
+                }
+            });
         }
 
         /** Heartbeat election: the first live peer in the shared list takes over. */
