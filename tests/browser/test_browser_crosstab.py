@@ -119,6 +119,19 @@ def test_a_crashed_master_tab_is_replaced_within_seconds_without_losing_anything
     assert takeover < (1 if mode == "locks" else 8), f"takeover took {takeover:.1f} s"
 
 
+def test_tabs_fall_back_to_heartbeats_when_web_locks_are_refused(server, context, open_demo):
+    context.add_init_script("navigator.locks.request = () => Promise.reject(new DOMException('no', 'SecurityError'));")
+    srv = server()
+    pages = [open_demo(srv) for _ in range(2)]
+
+    wait_for_one_master(pages)
+    send_many(srv, "demo", ["still delivered"])
+
+    for page in pages:
+        page.wait_received(1)
+        assert texts_of(page) == ["still delivered"]
+
+
 def test_adding_a_channel_restarts_the_pending_poll_at_once(server, open_demo, polls):
     srv = server()
     page = open_demo(srv)

@@ -297,7 +297,9 @@
                 // Locks refused (sandboxed frame...): fall back to heartbeats.
                 if (!this.isMaster) {
                     this.locks = null;
-                    this.elect();
+                    if (!this.get('master', null)) {
+                        this.elect();
+                    }
                 }
             });
         }
