@@ -125,7 +125,7 @@ def test_a_locked_table_stalls_sends_but_not_the_server(server, dsn):
         assert all(each.is_alive() for each in senders), "sends went through a locked table"
         started = time.monotonic()
         assert health(srv.url)["waiters"] == 1
-        assert time.monotonic() - started < 0.5, "health waits for the database"
+        assert time.monotonic() - started < 2, "health waits for the database"  # which would be forever
         cr.execute("COMMIT")
     for each in senders:
         each.join(10)
