@@ -121,8 +121,8 @@ class Dispatcher:
         if feed.dirty:
             self.refresh(feed)
         rows = feed.read(keys, last)
-        if rows is None:
-            with self.database.cursor(dbname) as cr:
+        if rows is None:  # an old `last`: a few such reads at a time, so they cannot drain the pool
+            with feed.cold, self.database.cursor(dbname) as cr:
                 rows = store.select(cr, sorted(keys), last, upto=feed.high, exclude=feed.pending_ids())
         return [row.as_dict() for row in rows]
 
@@ -141,8 +141,8 @@ class Dispatcher:
             try:
                 with self.database.cursor(feed.dbname) as cr:
                     if not feed.loaded:  # pollers that read the empty feed meanwhile are woken below
-                        rows = store.last_ids(cr, SEED_IDS)
-                        feed.seed(rows, rows[-1].id if rows else 0)
+                        rows, since = store.recent(cr, SEED_IDS)
+                        feed.seed(rows, since)
                         fresh, late = rows, []
                     else:
                         fresh, late = feed.apply(store.read_since(cr, feed.high, feed.pending_ids()))

@@ -26,6 +26,7 @@ from .store import Row, Snapshot
 RETAIN = 2 * TIMEOUT  # seconds of rows kept in memory, like the table's GC
 MAX_ROWS = 100_000
 SEED_IDS = 1000  # ids examined at start-up for rows still in flight
+COLD_READS = 4  # polls reading the table at once, for a `last` older than memory
 MAX_HOLE = 10_000  # a wider jump of ids (a sequence reset) is not a hole to watch
 
 
@@ -53,6 +54,7 @@ class Feed:
         self.dbname = dbname
         self.lock = threading.Lock()  # one refresh at a time
         self.state = threading.Lock()  # guards the memory below against concurrent readers
+        self.cold = threading.BoundedSemaphore(COLD_READS)
         self.dirty = True  # a notification came since the last refresh
         self.loaded = False
         self.floor = 0
@@ -62,12 +64,17 @@ class Feed:
         self.channels: dict[str, Channel] = {}
         self.complete_since = utcnow()  # memory has every row created since then
 
-    def seed(self, rows: list[Row], high: int) -> None:
-        """Start from the rows of the last SEED_IDS ids; holes among them may be in flight."""
+    def seed(self, rows: list[Row], since: datetime.datetime) -> None:
+        """Start from `store.recent`: holes among the last SEED_IDS ids may be in flight;
+        older rows are kept for `last` = 0 polls, every row created since `since` is here."""
         with self.state:
-            self.floor = max(high - SEED_IDS, 0)
-            self.high = self.floor
-            self.add(rows, high)
+            high = rows[-1].id if rows else 0
+            self.floor = self.high = max(high - SEED_IDS, 0)
+            for row in rows:
+                if row.id <= self.floor:
+                    self.keep(row)
+            self.add([row for row in rows if row.id > self.floor], high)
+            self.complete_since = since
             self.loaded = True
 
     def apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
@@ -95,14 +102,18 @@ class Feed:
         for row in rows:
             self.watch(expected, row.id)
             expected = row.id + 1
-            self.log.append(row)
-            channel = self.channels.get(row.channel)
-            if channel is None:
-                channel = self.channels[row.channel] = Channel()
-            channel.ids.append(row.id)
-            channel.rows.append(row)
+            self.keep(row)
         self.watch(expected, high + 1)
         self.high = max(self.high, high)
+
+    def keep(self, row: Row) -> None:
+        """Append a row above every row in memory."""
+        self.log.append(row)
+        channel = self.channels.get(row.channel)
+        if channel is None:
+            channel = self.channels[row.channel] = Channel()
+        channel.ids.append(row.id)
+        channel.rows.append(row)
 
     def watch(self, start: int, stop: int) -> None:
         self.pending.update(dict.fromkeys(range(max(start, stop - MAX_HOLE), stop)))

@@ -117,14 +117,18 @@ def read_since(cr, after: int, pending: Sequence[int]) -> Snapshot:
     return Snapshot(rows, result[0][0], result[0][1])
 
 
-def last_ids(cr, count: int) -> list[Row]:
-    """The rows among the `count` highest ids, to seed a feed at start-up."""
+def recent(cr, count: int, age: float = TIMEOUT) -> tuple[list[Row], Any]:
+    """What a feed starts from: the rows among the `count` highest ids (holes there may be
+    in flight) and those created in the last `age` seconds (so `last` = 0 polls are
+    answered from memory at once), with that creation cutoff."""
+    cr.execute("SELECT (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)", [age])
+    since = cr.fetchone()[0]
     cr.execute(
         "SELECT id, channel, message, create_date FROM bus_bus"
-        " WHERE id > (SELECT COALESCE(max(id), 0) FROM bus_bus) - %s ORDER BY id",
-        [count],
+        " WHERE id > (SELECT COALESCE(max(id), 0) FROM bus_bus) - %s OR create_date > %s ORDER BY id",
+        [count, since],
     )
-    return [Row(*row) for row in cr.fetchall()]
+    return [Row(*row) for row in cr.fetchall()], since
 
 
 def max_id(cr) -> int:

@@ -210,3 +210,17 @@ def test_peek_sees_a_row_committed_just_before_without_a_listener(database):
     assert bus.poll(database.dbname, ["peeked"], 0, {"peek": True})["notifications"] == []
     sender.sendone(database, database.dbname, "peeked", "now")
     assert messages(bus.poll(database.dbname, ["peeked"], 0, {"peek": True})["notifications"]) == ["now"]
+
+
+def test_new_pages_polling_with_last_zero_are_answered_from_memory(database):
+    sender.sendmany(database, database.dbname, [("lobby", "earlier"), ("elsewhere", "not for us")])
+    counting = CountingDatabase(database)
+    bus = Dispatcher(counting)
+    bus.start()
+    try:
+        wait_for(lambda: bus.listening)
+        answers = [bus.poll(database.dbname, ["lobby"], 0, timeout=1) for _ in range(20)]
+        assert all(messages(answer) == ["earlier"] for answer in answers)
+        assert counting.opened == 1  # the feed's first load; then memory
+    finally:
+        bus.stop()
