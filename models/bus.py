@@ -12,10 +12,11 @@ Configuration (odoo.conf or environment):
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import odoo
 import psycopg2
@@ -104,11 +105,22 @@ class ImBus(models.Model):
 
 
 class OdooDatabase:
-    """The core's `Database`, backed by Odoo's connection pool and `db_*` settings."""
+    """The core's `Database`, backed by Odoo's connection pool and `db_*` settings.
 
-    def cursor(self, dbname: str):
+    The pool (`db_maxconn`, 64 by default) also serves every HTTP request of the
+    process, so the bus takes at most `max_cursors` of it at once: a crowd of waking
+    polls then queues for a moment instead of failing with "Connection Pool Is Full".
+    """
+
+    def __init__(self, max_cursors: int | None = None) -> None:
+        limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
+        self.slots = threading.BoundedSemaphore(limit)  # gevent's, in the gevent process
+
+    @contextlib.contextmanager
+    def cursor(self, dbname: str) -> Iterator[Any]:
         # Odoo cursors commit on a clean `with` exit and roll back (close) otherwise
-        return odoo.sql_db.db_connect(dbname).cursor()
+        with self.slots, odoo.sql_db.db_connect(dbname).cursor() as cr:
+            yield cr
 
     def listen_connection(self):
         # named after the process, so operators (and tests) can spot it in pg_stat_activity

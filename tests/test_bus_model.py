@@ -4,6 +4,7 @@ the model-level poll and the garbage collection."""
 import contextlib
 import json
 import select
+import threading
 import time
 import uuid
 from unittest.mock import patch
@@ -69,6 +70,42 @@ class TestHelpers(TransactionCase):
             self.assertIsNone(bus_module.dispatch)
         else:
             self.assertIsInstance(bus_module.dispatch, bus_module.ImDispatch)
+
+
+class TestOdooDatabase(TransactionCase):
+    """The dispatcher's cursors: Odoo's pool, committed on success, bounded in number."""
+
+    def test_commit_and_rollback(self):
+        database, dbname = OdooDatabase(), self.env.cr.dbname
+        channel = unique_channel()
+        try:
+            with database.cursor(dbname) as cr:
+                cr.execute("INSERT INTO bus_bus (channel, message) VALUES (%s, '1')", [json_dump(channel)])
+            with self.assertRaises(ZeroDivisionError), database.cursor(dbname) as cr:
+                cr.execute("INSERT INTO bus_bus (channel, message) VALUES (%s, '2')", [json_dump(channel)])
+                1 / 0  # noqa: B018
+            with database.cursor(dbname) as cr:
+                cr.execute("SELECT message FROM bus_bus WHERE channel = %s", [json_dump(channel)])
+                self.assertEqual(cr.fetchall(), [('1',)])
+        finally:
+            purge_channels(self.registry, [channel])
+
+    def test_cursors_are_bounded(self):
+        """Waking crowds queue for a cursor instead of draining the request pool."""
+        database, dbname = OdooDatabase(max_cursors=2), self.env.cr.dbname
+        entered = threading.Event()
+
+        def third():
+            with database.cursor(dbname) as cr:
+                cr.execute("SELECT 1")
+                entered.set()
+
+        with database.cursor(dbname), database.cursor(dbname):
+            waiting = threading.Thread(target=third)
+            waiting.start()
+            self.assertFalse(entered.wait(0.3))
+        self.assertTrue(entered.wait(5))
+        waiting.join(5)
 
 
 class TestListenConnection(TransactionCase):
