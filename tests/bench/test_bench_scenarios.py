@@ -101,3 +101,10 @@ def test_the_command_line_prints_a_row_and_json(srv):
     result = json.loads(blob)
     clean(result, 3)
     assert result["sql"]["total"] > 0
+
+
+def test_more_pollers_than_select_can_watch_still_get_sends(srv):
+    """1,100 open polls put the server's descriptors past 1024, where `select()` gives up."""
+    result = scenarios.broadcast(Standalone(srv.url), pollers=1100, messages=1, dsn=srv.dsn, deadline=90)
+    clean(result, 1100)
+    assert result["broadcasts"]["fetch_per_broadcast"] == 1
