@@ -252,8 +252,10 @@ class Dispatcher:
 
     def _listen(self, conn: Any) -> None:
         quiet_since, pinged = time.monotonic(), None
+        readable = select.poll()  # not select(): it fails on file numbers past 1024, and a
+        readable.register(conn, select.POLLIN)  # process with many waiting polls has those
         while not self.stopping:
-            if not select.select([conn], [], [], TICK)[0]:
+            if not readable.poll(TICK * 1000):
                 self._tick()
                 pinged = self._check_hearing(quiet_since, pinged)
                 continue

@@ -10,7 +10,7 @@ import uuid
 
 import psycopg2.extensions
 import pytest
-from faults_support import Follower, FreezingProxy, health, query, stop_followers, wait_for
+from faults_support import Follower, FreezingProxy, RawPoll, health, query, stop_followers, wait_for
 
 
 @pytest.fixture
@@ -105,3 +105,23 @@ def test_a_listener_that_silently_stops_hearing_is_replaced(server, frozen_path)
              message="a frozen listener connection was never replaced")
     assert health(srv.url)["reconnects"] >= 1
     stop_followers(followers, srv.send)
+
+
+def test_the_listener_comes_back_when_the_process_holds_over_1024_files(server, pg, listener_role):
+    """With more than FD_SETSIZE (1024) files open, a new listener connection gets a file
+    number that select() cannot take: listening must not depend on select()."""
+    role, listen_dsn = listener_role
+    srv = server("--listen-dsn", listen_dsn)
+    crowd = [RawPoll(srv.url, [f"crowd-{n}"]) for n in range(1100)]
+    wait_for(lambda: health(srv.url)["waiters"] == 1100, within=30)
+    query(pg.dsn, f'ALTER ROLE "{role}" NOLOGIN')
+    assert query(pg.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", [role])
+    wait_for(lambda: not health(srv.url)["listening"], within=5)
+    crowd += [RawPoll(srv.url, [f"late-{n}"]) for n in range(20)]  # they take the low file numbers freed
+    wait_for(lambda: health(srv.url)["waiters"] == 1120, within=10)
+    query(pg.dsn, f'ALTER ROLE "{role}" LOGIN')
+    wait_for(lambda: health(srv.url)["listening"], within=5, message="the listener did not come back")
+    srv.send("crowd-7", "heard")
+    assert crowd[7].answer(timeout=5)["result"][0]["message"] == "heard"
+    for poll in crowd:
+        poll.reset()
