@@ -181,14 +181,14 @@ class HangupWatch:
     def _readable(self) -> None:
         """Runs in the event loop. A waiting client sends nothing: readable means closed
         (b'') or reset; anything else (a pipelined request) is left for the handler."""
-        self.stop()
         raw = getattr(self.sock, "_sock", self.sock)  # gevent's socket wraps a non-blocking one
         try:
             data = raw.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
-            data = b"?"
+            return  # a spurious wake-up (libev has them, epoll with reused file numbers): keep watching
         except OSError:
             data = b""
+        self.stop()
         if not data and self.waiter is not None:
             self.waiter.cancel()
 
