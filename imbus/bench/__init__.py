@@ -15,7 +15,7 @@ call to receipt; see `stats`), delivered/s, lost, duplicated, HTTP and JSON-RPC
 errors, and the SQL statements the server ran (`pg_stat_statements` via `--dsn`).
 
   python -m imbus serve --port 8099 &
-  python -m imbus.bench --url http://127.0.0.1:8099 --dsn "<the DSN it printed>" \
+  python -m imbus.bench --url http://127.0.0.1:8099 --dsn "<the DSN it printed>" \\
       --server-pid $! broadcast --pollers 10000
 
 Against Odoo 14: `--url http://127.0.0.1:8072 --odoo-db DB --login L --password P`.
