@@ -10,9 +10,20 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 from bus_fixtures import Server
+from faults_support import Follower
 
 from imbus import store
 from imbus.embedded import EmbeddedPostgres
+
+
+@pytest.fixture(autouse=True)
+def no_follower_left() -> Iterator[None]:
+    """A test that fails midway leaves its Followers polling; stop them, so they never
+    poll a later test's server on a reused port."""
+    yield
+    for follower in Follower.live:
+        follower.stopping = True
+    Follower.live.clear()
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 from urllib.parse import urlsplit
 
 import psycopg2
@@ -112,8 +112,11 @@ class Follower(threading.Thread):
     """A client that keeps polling `channel` from its `last`, through errors and outages,
     like the JS client; keeps every notification it receives, in order."""
 
+    live: ClassVar[list[Follower]] = []  # every one started, so a test's teardown can stop those it left
+
     def __init__(self, url: str, channel: str, last: int = 0) -> None:
         super().__init__(daemon=True, name=f"follower-{channel}")
+        Follower.live.append(self)
         self.url, self.channel, self.last = url, channel, last
         self.received: list[dict] = []
         self.failures = 0
