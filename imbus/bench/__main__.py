@@ -28,6 +28,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--url", default="http://127.0.0.1:8072", help="the server (loopback only)")
     parser.add_argument("--send-token", help="bearer token of a standalone server's send route")
     parser.add_argument("--odoo-db", help="drive an Odoo 14 server: its database")
+    parser.add_argument("--poll-url", help="Odoo with --workers: the longpolling port's URL (default: --url)")
     parser.add_argument("--login", default="admin")
     parser.add_argument("--password", default="admin")
     parser.add_argument("--dsn", help="the server's database, to read pg_stat_statements")
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
     args = parse(argv)
     raise_file_limit()
     if args.odoo_db:
-        target: Any = Odoo(args.url, args.odoo_db, args.login, args.password)
+        target: Any = Odoo(args.url, args.odoo_db, args.login, args.password, args.poll_url)
     else:
         target = Standalone(args.url, args.send_token)
     print(header(), flush=True)

@@ -26,12 +26,15 @@ class HttpError(Exception):
 
 
 class Response:
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "keep_alive", "status")
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, version: str = "HTTP/1.1") -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        connection = headers.get("connection", "").lower()
+        # HTTP/1.0 servers (Odoo's threaded werkzeug) close unless they say keep-alive
+        self.keep_alive = connection == "keep-alive" or (version != "HTTP/1.0" and connection != "close")
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -93,7 +96,7 @@ class Connection:
         except OSError as error:
             self.close()
             raise HttpError(f"connection failed: {error}") from error
-        if response.headers.get("connection", "").lower() == "close":
+        if not response.keep_alive:
             self.close()
         return response
 
@@ -108,7 +111,7 @@ class Connection:
     def _read_response(self) -> Response:
         head = self._read_until(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
-        status = int(status_line.split(" ", 2)[1])
+        version, status = status_line.split(" ", 2)[:2]
         headers: dict[str, str] = {}
         for line in header_lines:
             name, _, value = line.partition(":")
@@ -120,7 +123,7 @@ class Connection:
             body = self._read_chunked()
         else:
             body = self._read_to_end()
-        return Response(status, headers, body)
+        return Response(int(status), headers, body, version)
 
     def _fill(self) -> None:
         data = self.sock.recv(CHUNK)

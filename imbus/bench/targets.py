@@ -1,10 +1,11 @@
 """The two kinds of server the bench drives, behind one small interface.
 
 - `Standalone`: `python -m imbus serve`; sends are `POST /longpolling/send`.
-- `Odoo`: an Odoo 14 server with this addon; pollers authenticate once with
+- `Odoo`: an Odoo 14 server (this addon or the stock one); pollers authenticate once with
   `/web/session/authenticate` and share the session cookie, sends go through XML-RPC
   `execute_kw(db, uid, password, 'bus.bus', 'sendone'|'sendmany', ...)` as a server
-  side program would send them.
+  side program would send them. With `--workers`, polls go to the longpolling port
+  (`--poll-url`), the rest to the HTTP port (`--url`).
 """
 
 from __future__ import annotations
@@ -81,9 +82,10 @@ class Odoo:
 
     kind = "odoo"
 
-    def __init__(self, url: str, db: str, login: str, password: str) -> None:
+    def __init__(self, url: str, db: str, login: str, password: str, poll_url: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.host, self.port = loopback_address(url)
+        self.poll_host, self.poll_port = loopback_address(poll_url or url)  # --workers: the longpolling port
         self.db, self.login, self.password = db, login, password
         self.cookie: str | None = None
         self.uid: int | None = None
@@ -109,7 +111,7 @@ class Odoo:
     def connection(self) -> Connection:
         if self.cookie is None:
             self.authenticate()
-        return Connection(self.host, self.port, self.cookie)
+        return Connection(self.poll_host, self.poll_port, self.cookie)
 
     def poll(self, conn: Connection, channels: list[str], last: int, options: dict | None = None) -> Any:
         return result_of(conn.rpc(POLL, {"channels": channels, "last": last, "options": options or {}}))
@@ -142,7 +144,9 @@ class OdooSender:
             target_call = self.proxy.execute_kw
             target_call(target.db, target.uid, target.password, "bus.bus", method, args)
         except xmlrpc.client.Fault as fault:
-            raise RpcFailure(fault.faultString[:300]) from None
+            if "cannot marshal None" in fault.faultString:
+                return  # it ran and returned None, which Odoo's XML-RPC cannot encode
+            raise RpcFailure(fault.faultString[-300:]) from None
         except (OSError, xmlrpc.client.ProtocolError) as error:
             raise HttpError(str(error)) from error
 
