@@ -55,6 +55,9 @@ class BusController(Controller):
             request._cr.close()
         request._cr = None
         request._env = None
+        if 'bundle_changed' in channels:
+            # the web client names the string; assets are announced on the db's tuple channel
+            channels = [*channels, (dbname, 'bundle_changed')]
         return dispatch.poll(dbname, channels, last, options)
 
     @route('/longpolling/poll', type="json", auth="public", cors="*")
@@ -69,7 +72,7 @@ class BusController(Controller):
         if isinstance(last, bool) or not isinstance(last, (int, str)) or not str(last).isdigit():
             raise Exception("bus.Bus last must be a notification id.")
         if request.registry.in_test_mode():
-            raise exceptions.UserError(_("bus.Bus not available in test mode"))
+            raise exceptions.UserError(_("The bus does not wait for notifications in test mode."))
         return self._poll(request.db, channels, int(last), options)
 
     @route('/longpolling/im_status', type="json", auth="user")
