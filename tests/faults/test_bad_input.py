@@ -10,7 +10,7 @@ import socket
 from urllib.parse import urlsplit
 
 import pytest
-from bus_fixtures import Server
+from bus_fixtures import own_server
 from faults_support import RawPoll, call, health, post, query, stored, wait_for
 
 MAX_BODY = 20_000
@@ -18,14 +18,7 @@ MAX_BODY = 20_000
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    database = pg.create_database()
-    process = Server(database, ["--max-body", str(MAX_BODY)]).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        process.log.unlink(missing_ok=True)
-        pg.drop_database(database)
+    yield from own_server(pg, "--max-body", str(MAX_BODY))
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from bus_fixtures import Server
+from bus_fixtures import own_server
 from faults_support import RawRequest, health, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -40,14 +40,7 @@ def envelopes(params):
 
 @pytest.fixture(scope="module")
 def srv(pg):
-    database = pg.create_database()
-    process = Server(database, ["--max-body", "20000"]).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        process.log.unlink(missing_ok=True)
-        pg.drop_database(database)
+    yield from own_server(pg, "--max-body", "20000")
 
 
 def could_wait(body: bytes) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from bus_fixtures import GOLDEN, ROOT, Server
+from bus_fixtures import GOLDEN, ROOT, own_server
 from faults_support import RawPoll, call, health, post, query, wait_for
 
 from imbus import sender
@@ -21,26 +21,17 @@ from imbus.embedded import free_port
 TOKEN = "s3cret-token"
 
 
-def module_server(pg, *args):
-    database = pg.create_database()
-    process = Server(database, list(args)).start()
-    try:
-        yield process
-    finally:
-        process.stop()
-        process.log.unlink(missing_ok=True)
-        pg.drop_database(database)
 
 
 @pytest.fixture(scope="module")
 def open_srv(pg):
     """A server as started by default: loopback, no send token."""
-    yield from module_server(pg)
+    yield from own_server(pg)
 
 
 @pytest.fixture(scope="module")
 def guarded_srv(pg):
-    yield from module_server(pg, "--send-token", TOKEN)
+    yield from own_server(pg, "--send-token", TOKEN)
 
 
 @pytest.fixture

@@ -200,6 +200,19 @@ class Server:
         assert "error" not in envelope, envelope
 
 
+def own_server(pg: Cluster, *args: str) -> Iterator[Server]:
+    """A server on a database of its own, for fixtures that outlive one test
+    (`yield from own_server(pg, ...)`); stopped and dropped afterwards."""
+    database = pg.create_database()
+    process = Server(database, list(args))
+    try:
+        yield process.start()
+    finally:
+        process.stop()
+        process.log.unlink(missing_ok=True)
+        pg.drop_database(database)
+
+
 @pytest.fixture
 def server(dsn: str) -> Iterator[Callable[..., Server]]:
     """Factory: `server(*args)` starts a server on the test's database; all stop at teardown."""
