@@ -320,7 +320,8 @@ def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_di
         dispatcher.stop()  # waiting polls answer now
         server.stop(timeout=5)
         collector.kill()
-        database.close()
+        with gevent.Timeout(5, False):  # a connection a killed request still held can block closeall
+            database.close()
         if embedded is not None:
             embedded.stop()
 
