@@ -131,11 +131,6 @@ def recent(cr, count: int, age: float = TIMEOUT) -> tuple[list[Row], Any]:
     return [Row(*row) for row in cr.fetchall()], since
 
 
-def max_id(cr) -> int:
-    cr.execute("SELECT COALESCE(max(id), 0) FROM bus_bus")
-    return cr.fetchone()[0]
-
-
 def renumber(cr, ids: Sequence[int]) -> list[Row]:
     """Give rows fresh ids from the table's sequence, so pollers already past their old
     ids still get them, and date them now, when they became visible (a long transaction
