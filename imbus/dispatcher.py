@@ -195,6 +195,10 @@ class Dispatcher:
         for waiter in woken:
             waiter.event.set()
 
+    def _wake_everyone(self) -> None:
+        for dbname in list(self.waiters):
+            self._wake(dbname)
+
     def _watched(self, dbname: str, keys: set[str]) -> bool:
         with self.lock:
             index = self.waiters.get(dbname, {})
@@ -213,8 +217,7 @@ class Dispatcher:
     def stop(self) -> None:
         """Answer every waiting poll and close the listener."""
         self.stopping = True
-        for dbname in list(self.waiters):
-            self._wake(dbname)
+        self._wake_everyone()
         if self.thread is not None:
             self.thread.join(TICK * 3)
         self.started = False
@@ -247,8 +250,7 @@ class Dispatcher:
         """After (re)connecting, anything may have been committed: every waiter re-reads."""
         for feed in list(self.feeds.values()):
             feed.dirty = True
-        for dbname in list(self.waiters):
-            self._wake(dbname)
+        self._wake_everyone()
 
     def _listen(self, conn: Any) -> None:
         quiet_since, pinged = time.monotonic(), None
