@@ -107,9 +107,12 @@ def test_a_listener_that_silently_stops_hearing_is_replaced(server, frozen_path)
     wait_for(lambda: health(srv.url)["waiters"] == 2)
     assert proxy.freeze() == 1
     srv.send("quiet", "unheard")
-    wait_for(lambda: all(follower.messages() == ["unheard"] for follower in followers), within=25,
+    wait_for(lambda: health(srv.url)["reconnects"] >= 1, within=25,
              message="a frozen listener connection was never replaced")
-    assert health(srv.url)["reconnects"] >= 1
+    wait_for(lambda: all(follower.messages() == ["unheard"] for follower in followers), within=3,
+             message="what was sent while the listener was deaf was not delivered")
+    srv.send("quiet", "heard")  # by the new listener, at once
+    wait_for(lambda: all(follower.messages() == ["unheard", "heard"] for follower in followers), within=3)
     stop_followers(followers, srv.send)
 
 
