@@ -103,6 +103,13 @@ def test_last_moves_forward_without_repeats(srv):
     assert [item["message"] for item in first + second] == [1, 2]
 
 
+def test_an_answer_larger_than_the_socket_buffer_arrives_whole(srv, database):
+    """Small answers leave in one plain send; a big one must still go out to the last byte."""
+    messages = [f"{n}" + "x" * 2_000_000 for n in range(4)]  # 8 MB: more than a loopback send buffer
+    sender.sendmany(database, database.dbname, [("big", message) for message in messages])
+    assert [item["message"] for item in srv.poll(["big"], 0)] == messages
+
+
 def test_a_python_sender_reaches_http_pollers(srv, database):
     poller = Poller(srv, ["from-python"])
     wait_for_waiters(srv, 1)
