@@ -25,6 +25,7 @@ from .store import Row, Snapshot
 
 RETAIN = 2 * TIMEOUT  # seconds of rows kept in memory, like the table's GC
 MAX_ROWS = 100_000
+MAX_BYTES = 64 * 1024 * 1024  # of channel and message text: a few huge messages must not fill the RAM
 SEED_IDS = 1000  # ids examined at start-up for rows still in flight
 COLD_READS = 4  # polls reading the table at once, for a `last` older than memory
 MAX_HOLE = 10_000  # a wider jump of ids (a sequence reset) is not a hole to watch
@@ -61,6 +62,7 @@ class Feed:
         self.high = 0
         self.pending: dict[int, int | None] = {}  # id -> txid horizon, once known
         self.log: deque[Row] = deque()
+        self.size = 0  # characters of channel and message text in `log`
         self.channels: dict[str, Channel] = {}
         self.complete_since = utcnow()  # memory has every row created since then
 
@@ -75,6 +77,7 @@ class Feed:
                     self.keep(row)
             self.add([row for row in rows if row.id > self.floor], high)
             self.complete_since = since
+            self.evict()
             self.loaded = True
 
     def apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
@@ -109,6 +112,7 @@ class Feed:
     def keep(self, row: Row) -> None:
         """Append a row above every row in memory."""
         self.log.append(row)
+        self.size += len(row.channel) + len(row.message)
         channel = self.channels.get(row.channel)
         if channel is None:
             channel = self.channels[row.channel] = Channel()
@@ -128,9 +132,12 @@ class Feed:
                 self.pending.pop(row_id, None)
 
     def evict(self) -> None:
+        """Drop the oldest rows beyond RETAIN seconds, MAX_ROWS or MAX_BYTES: polls with
+        a `last` below them read the table instead."""
         cutoff = utcnow() - datetime.timedelta(seconds=RETAIN)
-        while self.log and (len(self.log) > MAX_ROWS or self.log[0].created < cutoff):
+        while self.log and (len(self.log) > MAX_ROWS or self.size > MAX_BYTES or self.log[0].created < cutoff):
             row = self.log.popleft()
+            self.size -= len(row.channel) + len(row.message)
             channel = self.channels[row.channel]
             del channel.ids[0], channel.rows[0]
             if not channel.ids:
