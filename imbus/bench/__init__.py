@@ -9,6 +9,8 @@ Scenarios (one table row each; `--json` adds one JSON object per scenario):
   idle       N polls held open: server RSS and CPU (`--server-pid`), then one broadcast
   soak       senders and churning pollers for `--duration` s: memory over time, no
              error, nothing lost or duplicated
+  late       a transaction commits after a later send its poller already passed: the
+             row still arrives; its delay from commit to receipt (needs `--dsn`)
 
 Every run reports latency p50/p90/p99/max (from a stamp taken just before the send
 call to receipt; see `stats`), delivered/s, lost, duplicated, HTTP and JSON-RPC

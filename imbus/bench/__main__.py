@@ -18,7 +18,7 @@ from .http import raise_file_limit  # noqa: E402
 from .report import header, row  # noqa: E402
 from .targets import Odoo, Standalone  # noqa: E402
 
-NAMES = ("pingpong", "broadcast", "fanout", "idle", "soak")
+NAMES = ("pingpong", "broadcast", "fanout", "idle", "soak", "late")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -35,7 +35,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--server-pid", type=int, help="the server process, to sample its RSS and CPU")
     parser.add_argument("--pollers", type=int, help="pollers (default per scenario)")
     parser.add_argument("--channels", type=int, help="channels for fanout/soak")
-    parser.add_argument("--messages", type=int, help="messages for pingpong/broadcast")
+    parser.add_argument("--messages", type=int, help="messages for pingpong/broadcast/late")
     parser.add_argument("--rate", type=float, help="messages per second for fanout/soak")
     parser.add_argument("--senders", type=int, help="concurrent senders for fanout/soak")
     parser.add_argument("--duration", type=float, help="seconds of sending (fanout/soak) or holding (idle)")
@@ -59,6 +59,8 @@ def options(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if "late" in args.scenario and not args.dsn:
+        sys.exit("python -m imbus.bench: the late scenario needs --dsn (it holds a transaction open there)")
     raise_file_limit()
     if args.odoo_db:
         target: Any = Odoo(args.url, args.odoo_db, args.login, args.password, args.poll_url)

@@ -45,6 +45,10 @@ def notes(result: dict[str, Any]) -> str:
         if "sql_per_broadcast" in broadcasts:
             parts.append(f"sql/broadcast {broadcasts['sql_per_broadcast']}"
                          f" (fetch {broadcasts['fetch_per_broadcast']})")
+    if "late_ms" in result:
+        late = result["late_ms"]
+        parts.append("late rows: none arrived" if late["max"] is None else
+                     f"late rows commit-to-receipt p50 {late['p50']} p99 {late['p99']} max {late['max']} ms")
     for key, label in (("send_rate", "sent/s"), ("reconnects", "reconnects"), ("rss_before_mb", "rss before MB"),
                        ("rss_held_mb", "rss held MB"), ("cpu_idle_percent", "idle cpu %")):
         if result.get(key) is not None:

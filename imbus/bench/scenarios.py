@@ -8,6 +8,7 @@ already waits in memory instead of querying the last 50 s of the table.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import resource
 import sys
@@ -19,11 +20,15 @@ import gevent
 import gevent.event
 import gevent.lock
 import gevent.pool
+import psycopg2
 
+from .. import notify, store
+from ..channels import json_dump
+from ..db import with_dbname
 from .http import HttpError
 from .process import CpuMeter, cpu_seconds, rss_mb
 from .sql import Statements
-from .stats import Tally
+from .stats import Tally, summary
 from .targets import RpcFailure
 
 CONNECT_AT_ONCE = 200  # connections opened concurrently while pollers ramp up
@@ -442,3 +447,66 @@ def soak(target: Any, pollers: int = 200, channels: int = 50, rate: float = 200.
         result["rss_mb"] = {"first": samples[0], "last": samples[-1], "max": max(samples),
                             "growth_second_half": round(half[-1] - half[0], 1)}
     return result
+
+
+def late(target: Any, messages: int = 50, deadline: float = 120.0, dsn: str | None = None,
+         server_pid: int | None = None, progress: bool = False) -> dict[str, Any]:
+    """Out-of-order commits, one at a time: a transaction takes an id, a later send
+    commits first and the poller moves past that id, then the transaction commits. Its
+    row must still arrive (stock Odoo 14 loses it for good); the latency of those rows
+    runs from just before their commit to receipt. The held transaction writes to the
+    server's database directly, so `dsn` is required."""
+    if not dsn:
+        raise ValueError("the late scenario writes to the server's database: give its --dsn")
+    run = Run(target, "late", dsn, server_pid, progress)
+    held_back: list[float] = []
+
+    def body() -> dict[str, Any]:
+        last = run.prime()
+        channel = run.channel(0)
+        run.start_pollers(1, lambda index: [channel], last)
+        run.wait_held()
+        poller, sender = run.pollers[0], target.sender()
+        run.statements.start()
+        try:
+            for _ in range(messages):
+                if (latency := _late_commit(run, poller, sender, channel, dsn)) is not None:
+                    held_back.append(latency)
+        finally:
+            sender.close()
+        run.wait_delivered()
+        run.statements.stop()
+        run.extra["late_ms"] = summary(held_back)
+        return run.result(channels=1)
+
+    return _guarded(run, deadline, body)
+
+
+def _late_commit(run: Run, poller: Poller, sender: Any, channel: str, dsn: str) -> float | None:
+    """One round; returns the late row's commit-to-receipt time, None if it did not come."""
+    with contextlib.closing(psycopg2.connect(dsn)) as held:
+        with held.cursor() as cr:
+            (row_id,) = store.insert(cr, [(channel, "held")])  # its id is taken now, visible at commit
+        if not run.send(sender, channel, [0]) or not _has(run, poller, run.seq):
+            return None  # the poller is not past the held id: no out-of-order commit to time
+        run.seq += 1
+        message = run.tally.message(run.seq)
+        with held.cursor() as cr:
+            cr.execute("UPDATE bus_bus SET message = %s WHERE id = %s", [json_dump(message), row_id])
+        held.commit()
+    with contextlib.closing(psycopg2.connect(with_dbname(dsn, "postgres"))) as announcer:
+        announcer.autocommit = True
+        with announcer.cursor() as cr:
+            notify.notify(cr, [channel])
+    run.tally.sent(run.seq, [0], message["at"], time.monotonic() - message["at"])
+    return run.tally.last_receipt - message["at"] if _has(run, poller, run.seq) else None
+
+
+def _has(run: Run, poller: Poller, seq: int, within: float = 5.0) -> bool:
+    """Wait until `poller` has message `seq` (an answer may come without it)."""
+    deadline = time.monotonic() + within
+    while poller.index not in run.tally.got.get(seq, ()):
+        poller.arrived.clear()
+        if not poller.arrived.wait(max(deadline - time.monotonic(), 0)):
+            return False
+    return True

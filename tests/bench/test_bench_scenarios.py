@@ -108,3 +108,16 @@ def test_more_pollers_than_select_can_watch_still_get_sends(srv):
     result = scenarios.broadcast(Standalone(srv.url), pollers=1100, messages=1, dsn=srv.dsn, deadline=90)
     clean(result, 1100)
     assert result["broadcasts"]["fetch_per_broadcast"] == 1
+
+
+def test_late_commits_arrive_once_and_are_timed_from_their_commit(srv):
+    result = scenarios.late(Standalone(srv.url), messages=3, dsn=srv.dsn, deadline=60)
+    clean(result, 6)  # each round: the send that commits first, then the held row
+    assert 0 < result["late_ms"]["p50"] <= result["late_ms"]["max"] < 5000
+    renumbered = [each for each in result["sql"]["top"] if each["query"].startswith("UPDATE bus_bus SET id")]
+    assert renumbered and renumbered[0]["calls"] == 3  # each held row was given a fresh id
+
+
+def test_late_needs_the_servers_database(srv):
+    with pytest.raises(ValueError, match="--dsn"):
+        scenarios.late(Standalone(srv.url), messages=1)
