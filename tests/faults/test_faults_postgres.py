@@ -53,7 +53,7 @@ def test_postgres_restart_loses_nothing_committed_and_failed_sends_say_so(own_pg
     wait_for(lambda: all(len(each.accepted) >= 10 for each in senders))
 
     own_pg.embedded.stop(mode)  # every connection is cut
-    assert health(srv.url)["status"] == "degraded"
+    wait_for(lambda: health(srv.url)["status"] == "degraded", within=5)  # the listener noticed
     started = time.monotonic()
     _, body = post(srv.url, "/longpolling/poll", call({"channels": ["orders"], "last": 0, "options": {}}))
     assert body["error"]["data"]["name"].startswith("psycopg2."), body  # said at once, not after 50 s
