@@ -94,6 +94,14 @@ class Run:
             gevent.sleep(0.05)
         return False
 
+    def lone_poller(self) -> tuple[str, Poller]:
+        """One poller on a channel of its own, waiting from the current last id."""
+        last = self.prime()
+        channel = self.channel(0)
+        self.start_pollers(1, lambda index: [channel], last)
+        self.wait_held()
+        return channel, self.pollers[0]
+
     def recipients(self, channel: str) -> list[int]:
         return [poller.index for poller in self.pollers if channel in poller.channels]
 
@@ -256,11 +264,8 @@ def pingpong(target: Any, messages: int = 200, pause: float = 0.001, deadline: f
     run = Run(target, "pingpong", dsn, server_pid, progress)
 
     def body() -> dict[str, Any]:
-        last = run.prime()
-        channel = run.channel(0)
-        run.start_pollers(1, lambda index: [channel], last)
-        run.wait_held()
-        poller, sender = run.pollers[0], target.sender()
+        channel, poller = run.lone_poller()
+        sender = target.sender()
         run.statements.start()
         try:
             for _ in range(messages):
@@ -462,11 +467,8 @@ def late(target: Any, messages: int = 50, deadline: float = 120.0, dsn: str | No
     held_back: list[float] = []
 
     def body() -> dict[str, Any]:
-        last = run.prime()
-        channel = run.channel(0)
-        run.start_pollers(1, lambda index: [channel], last)
-        run.wait_held()
-        poller, sender = run.pollers[0], target.sender()
+        channel, poller = run.lone_poller()
+        sender = target.sender()
         run.statements.start()
         try:
             for _ in range(messages):
