@@ -102,6 +102,19 @@ class Run:
         self.wait_held()
         return channel, self.pollers[0]
 
+    def rounds(self, count: int, one: Callable[[Any], None]) -> None:
+        """`count` rounds through one sender, the server's statements counted around them
+        and every delivery awaited."""
+        sender = self.target.sender()
+        self.statements.start()
+        try:
+            for _ in range(count):
+                one(sender)
+        finally:
+            sender.close()
+        self.wait_delivered()
+        self.statements.stop()
+
     def recipients(self, channel: str) -> list[int]:
         return [poller.index for poller in self.pollers if channel in poller.channels]
 
@@ -265,18 +278,14 @@ def pingpong(target: Any, messages: int = 200, pause: float = 0.001, deadline: f
 
     def body() -> dict[str, Any]:
         channel, poller = run.lone_poller()
-        sender = target.sender()
-        run.statements.start()
-        try:
-            for _ in range(messages):
-                poller.arrived.clear()
-                if run.send(sender, channel, [0]):
-                    poller.arrived.wait(5.0)
-                gevent.sleep(pause)
-        finally:
-            sender.close()
-        run.wait_delivered()
-        run.statements.stop()
+
+        def one(sender: Any) -> None:
+            poller.arrived.clear()
+            if run.send(sender, channel, [0]):
+                poller.arrived.wait(5.0)
+            gevent.sleep(pause)
+
+        run.rounds(messages, one)
         return run.result(channels=1)
 
     return _guarded(run, deadline, body)
@@ -468,16 +477,12 @@ def late(target: Any, messages: int = 50, deadline: float = 120.0, dsn: str | No
 
     def body() -> dict[str, Any]:
         channel, poller = run.lone_poller()
-        sender = target.sender()
-        run.statements.start()
-        try:
-            for _ in range(messages):
-                if (latency := _late_commit(run, poller, sender, channel, dsn)) is not None:
-                    held_back.append(latency)
-        finally:
-            sender.close()
-        run.wait_delivered()
-        run.statements.stop()
+
+        def one(sender: Any) -> None:
+            if (latency := _late_commit(run, poller, sender, channel, dsn)) is not None:
+                held_back.append(latency)
+
+        run.rounds(messages, one)
         run.extra["late_ms"] = summary(held_back)
         return run.result(channels=1)
 
