@@ -6,8 +6,6 @@ Clients may only name *string* channels: the tuple channels such as
 adds them, so naming someone else's partner channel from a browser yields nothing.
 """
 
-from __future__ import annotations
-
 from odoo import _, exceptions
 from odoo.http import Controller, SessionExpiredException, request, route
 from odoo.tools import config

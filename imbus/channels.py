@@ -4,8 +4,6 @@ A channel is any JSON value; rows are matched on its compact JSON text, so the
 encoding must be byte-for-byte Odoo's (see shared/golden/channel_keys.json).
 """
 
-from __future__ import annotations
-
 import datetime
 import json
 from typing import Any

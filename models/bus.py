@@ -10,13 +10,11 @@ Configuration (odoo.conf or environment):
   By default the listener uses Odoo's own `db_*` settings on the `postgres` database.
 """
 
-from __future__ import annotations
-
 import contextlib
 import logging
 import os
 import threading
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Optional
 
 import odoo
 import psycopg2
@@ -26,7 +24,7 @@ from odoo.tools import config
 from ..imbus import notify as imbus_notify
 from ..imbus import store
 from ..imbus.channels import TIMEOUT, hashable, json_dump
-from ..imbus.dispatcher import Dispatcher
+from ..imbus.dispatcher import Database, Dispatcher
 
 __all__ = ['TIMEOUT', 'ImBus', 'ImDispatch', 'OdooDatabase', 'dispatch', 'hashable', 'json_dump']
 
@@ -98,13 +96,13 @@ class ImBus(models.Model):
         self.sendmany([[channel, message]])
 
     @api.model
-    def poll(self, channels: list, last: int = 0, options: dict | None = None) -> list:
+    def poll(self, channels: list, last: int = 0, options: Optional[dict] = None) -> list:
         """Rows of `channels` after id `last` (or of the last TIMEOUT seconds when 0), no waiting."""
         self.flush()
         return store.fetch(self.env.cr, channels, last)
 
 
-class OdooDatabase:
+class OdooDatabase(Database):
     """The core's `Database`, backed by Odoo's connection pool and `db_*` settings.
 
     The pool (`db_maxconn`, 64 by default) also serves every HTTP request of the
@@ -112,7 +110,7 @@ class OdooDatabase:
     polls then queues for a moment instead of failing with "Connection Pool Is Full".
     """
 
-    def __init__(self, max_cursors: int | None = None) -> None:
+    def __init__(self, max_cursors: Optional[int] = None) -> None:
         limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
         self.slots = threading.BoundedSemaphore(limit)  # gevent's, in the gevent process
 
@@ -153,6 +151,6 @@ class ImDispatch(Dispatcher):
 
 
 # HTTP workers of a prefork server never wait: polls go to the gevent process.
-dispatch: ImDispatch | None = None
+dispatch: Optional[ImDispatch] = None
 if not odoo.multi_process or odoo.evented:
     dispatch = ImDispatch()

@@ -6,8 +6,6 @@ rolled back without a word, and the row is written at most every `UPDATE_INTERVA
 seconds unless the user's activity moved, which keeps write load and conflicts low.
 """
 
-from __future__ import annotations
-
 import datetime
 
 from odoo import api, fields, models
