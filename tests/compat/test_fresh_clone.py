@@ -107,7 +107,9 @@ def rpc(url: str, path: str, params: dict) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "method": "call", "params": params, "id": 1}).encode()
     request = urllib.request.Request(url + path, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["result"]
+        envelope = json.loads(response.read())
+    assert "error" not in envelope, envelope
+    return envelope.get("result")  # a send's null result is left out
 
 
 def check_serve(clone: Clone) -> None:
