@@ -70,7 +70,7 @@ class BusController(Controller):
         if isinstance(last, bool) or not isinstance(last, (int, str)) or not str(last).isdigit():
             raise Exception("bus.Bus last must be a notification id.")
         if request.registry.in_test_mode():
-            raise exceptions.UserError(_("The bus does not wait for notifications in test mode."))
+            raise exceptions.UserError(_("bus.Bus not available in test mode"))
         return self._poll(request.db, channels, int(last), options)
 
     @route('/longpolling/im_status', type="json", auth="user")

@@ -50,7 +50,7 @@ def notify_channels(channels: list) -> None:
 
 class ImBus(models.Model):
     _name = 'bus.bus'
-    _description = 'Bus Message'
+    _description = 'Communication Bus'
 
     channel = fields.Char('Channel')
     message = fields.Char('Message')

@@ -30,10 +30,10 @@ class BusPresence(models.Model):
     _log_access = False
 
     _sql_constraints = [  # noqa: RUF012 (Odoo merges this list)
-        ('bus_user_presence_unique', 'unique(user_id)', 'Each user has a single presence record.'),
+        ('bus_user_presence_unique', 'unique(user_id)', 'A user can only have one IM status.'),
     ]
 
-    user_id = fields.Many2one('res.users', 'User', required=True, index=True, ondelete='cascade')
+    user_id = fields.Many2one('res.users', 'Users', required=True, index=True, ondelete='cascade')
     last_poll = fields.Datetime('Last Poll', default=lambda self: fields.Datetime.now())
     last_presence = fields.Datetime('Last Presence', default=lambda self: fields.Datetime.now())
     status = fields.Selection(

@@ -60,7 +60,7 @@ class TestRoutes(HttpCase):
 
     def test_poll_refused_in_test_mode(self):
         answer = self.rpc('/longpolling/poll', {'channels': ['gold'], 'last': 0, 'options': {}})
-        self.assertError(answer, "The bus does not wait for notifications in test mode.",
+        self.assertError(answer, "bus.Bus not available in test mode",
                          name='odoo.exceptions.UserError')
 
     def test_poll_bad_arguments(self):

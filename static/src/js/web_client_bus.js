@@ -60,7 +60,7 @@ WebClient.include({
         this._bundleNotifTimerID = setTimeout(function () {
             self._assetsChangedNotificationId = self.call('notification', 'notify', {
                 title: _t('Refresh'),
-                message: _t('This page is out of date: reload it to get the latest version.'),
+                message: _t('The page appears to be out of date.'),
                 sticky: true,
                 onClose: function () {
                     self._assetsChangedNotificationId = null;
