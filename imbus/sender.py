@@ -1,24 +1,24 @@
 """Sending from the standalone server or any Python program: store, commit, announce."""
 
-from typing import Any, Iterable, List, Tuple
+from typing import Any, Iterable, Tuple
 
 from . import notify, store
 from .dispatcher import NOTIFY_DB, Database
 
 
-def sendmany(database: Database, dbname: str, notifications: Iterable[Tuple[Any, Any]]) -> List[int]:
+def sendmany(database: Database, dbname: str, notifications: Iterable[Tuple[Any, Any]]) -> None:
     """Store `(channel, message)` pairs in one transaction, then NOTIFY their channels.
 
     The NOTIFY runs in its own tiny transaction after the commit, as in Odoo: a
-    transaction that notifies takes a global lock at commit time.
+    transaction that notifies takes a global lock at commit time. Nothing is returned:
+    the rows get their ids when they commit (see `ordering`), like in Odoo's `sendmany`.
     """
     notifications = list(notifications)
     with database.cursor(dbname) as cr:
-        ids = store.insert(cr, notifications)
+        store.insert(cr, notifications)
     with database.cursor(NOTIFY_DB) as cr:
         notify.notify(cr, [channel for channel, _ in notifications])
-    return ids
 
 
-def sendone(database: Database, dbname: str, channel: Any, message: Any) -> int:
-    return sendmany(database, dbname, [(channel, message)])[0]
+def sendone(database: Database, dbname: str, channel: Any, message: Any) -> None:
+    sendmany(database, dbname, [(channel, message)])

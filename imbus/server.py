@@ -359,11 +359,10 @@ def _raise_file_limit() -> None:
 def _collect_garbage(database: Pools, dispatcher: Dispatcher, period: float = GC_PERIOD) -> None:
     import gevent
 
-    feed = dispatcher.feed(database.dbname)
     while True:
         gevent.sleep(period)
         try:
             with database.cursor(database.dbname) as cr:
-                store.gc(cr, upto=feed.high, keep=feed.pending_ids())
+                store.gc(cr)
         except Exception:
             _logger.warning("bus: garbage collection failed", exc_info=True)

@@ -1,12 +1,14 @@
 """SQL on the `bus_bus` table, for any DB-API cursor (psycopg2's or Odoo's).
 
 The table is the one Odoo's ORM creates for model `bus.bus`; the standalone server
-creates it when missing so both can share a database.
+creates it when missing so both can share a database. Ids taken at INSERT are replaced
+at COMMIT by the commit-order trigger (`ordering`).
 """
 
 import json
 from typing import Any, Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
+from . import ordering
 from .channels import TIMEOUT, json_dump
 
 CREATE_TABLE = """
@@ -21,6 +23,7 @@ CREATE TABLE IF NOT EXISTS bus_bus (
 )
 """
 
+COLUMNS = "id, channel, message, create_date"  # of a `Row`
 NOW = "(now() at time zone 'utc')"  # transaction start, in UTC, as Odoo's ORM stamps rows
 
 
@@ -37,11 +40,14 @@ class Row(NamedTuple):
 
 
 def create_table(cr) -> None:
+    """The table as Odoo creates it, when missing, with the commit-order trigger."""
     cr.execute(CREATE_TABLE)
+    ordering.install(cr)
 
 
 def insert(cr, notifications: Iterable[Tuple[Any, Any]], uid: Optional[int] = None) -> List[int]:
-    """Store notifications in one statement; returns their ids in order."""
+    """Store notifications in one statement; returns their ids in order, valid until
+    the commit (the commit-order trigger then gives the rows their final ids)."""
     params: List[Any] = []
     for channel, message in notifications:
         params += [json_dump(channel), json_dump(message), uid, uid]
@@ -63,10 +69,9 @@ def fetch(cr, channels: Iterable[Any], last: int = 0) -> List[dict]:
     return [row.as_dict() for row in select(cr, keys, int(last or 0))]
 
 
-def select(cr, keys: Sequence[str], last: int, upto: Optional[int] = None,
-           exclude: Sequence[int] = ()) -> List[Row]:
+def select(cr, keys: Sequence[str], last: int, limit: Optional[int] = None) -> List[Row]:
     """Rows of the encoded channels `keys` after `last` (or, for 0, of the last TIMEOUT
-    seconds), at most `upto`, leaving out the ids in `exclude`."""
+    seconds on the database's clock), oldest first, at most `limit`."""
     if not keys:
         return []
     if last:
@@ -74,82 +79,42 @@ def select(cr, keys: Sequence[str], last: int, upto: Optional[int] = None,
     else:
         where = "create_date > (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)"
         params = [TIMEOUT]
-    if upto is not None:
-        where += " AND id <= %s"
-        params.append(upto)
     cr.execute(
-        f"SELECT id, channel, message, create_date FROM bus_bus WHERE {where}"
-        " AND channel = ANY(%s) AND NOT id = ANY(%s::int[]) ORDER BY id",
-        [*params, list(keys), list(exclude)],
+        f"SELECT {COLUMNS} FROM bus_bus WHERE {where} AND channel = ANY(%s)"
+        " ORDER BY id LIMIT %s",
+        [*params, list(keys), limit],
     )
     return [Row(*row) for row in cr.fetchall()]
 
 
-class Snapshot(NamedTuple):
-    """What a feed refresh saw: new and re-checked rows, and which transactions were
-    still running (txid bounds), to tell an in-flight id from a rolled-back one."""
-
-    rows: List[Row]
-    xmin: int
-    xmax: int
+def since(cr, after: int, count: int) -> Tuple[List[Row], Any]:
+    """The first `count` rows above id `after`, and the database's clock (naive UTC)."""
+    return _with_clock(cr, f"SELECT {COLUMNS} FROM bus_bus WHERE id > %s ORDER BY id LIMIT %s", [after, count])
 
 
-def read_since(cr, after: int, pending: Sequence[int]) -> Snapshot:
-    """Every row above `after`, plus those of `pending` (ids at or below it) now visible."""
+def latest(cr, count: int) -> Tuple[List[Row], Any]:
+    """The `count` rows with the highest ids, oldest first, and the database's clock."""
+    return _with_clock(cr, f"SELECT {COLUMNS} FROM bus_bus ORDER BY id DESC LIMIT %s", [count])
+
+
+def _with_clock(cr, rows: str, params: List[Any]) -> Tuple[List[Row], Any]:
+    """The rows of query `rows` by id, and the database's clock, in one round trip."""
     cr.execute(
-        """
-        WITH seen AS (
-            SELECT id, channel, message, create_date FROM bus_bus WHERE id > %s
-            UNION ALL
-            SELECT id, channel, message, create_date FROM bus_bus WHERE id = ANY(%s::int[]) AND id <= %s
-        )
-        SELECT txid_snapshot_xmin(txid_current_snapshot()), txid_snapshot_xmax(txid_current_snapshot()),
-               seen.id, seen.channel, seen.message, seen.create_date
-        FROM (SELECT 1) AS one LEFT JOIN seen ON true
-        ORDER BY seen.id
-        """,
-        [after, list(pending), after],
+        "SELECT statement_timestamp() at time zone 'utc', picked.id, picked.channel, picked.message,"
+        f" picked.create_date FROM (SELECT 1) AS one LEFT JOIN ({rows}) AS picked ON true ORDER BY picked.id",
+        params,
     )
     result = cr.fetchall()
-    rows = [Row(*row[2:]) for row in result if row[2] is not None]
-    return Snapshot(rows, result[0][0], result[0][1])
+    return [Row(*row[1:]) for row in result if row[1] is not None], result[0][0]
 
 
-def recent(cr, count: int, age: float = TIMEOUT) -> Tuple[List[Row], Any]:
-    """What a feed starts from: the rows among the `count` highest ids (holes there may be
-    in flight) and those created in the last `age` seconds (so `last` = 0 polls are
-    answered from memory at once), with that creation cutoff."""
-    cr.execute("SELECT (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)", [age])
-    since = cr.fetchone()[0]
+def gc(cr, max_age: float = 2 * TIMEOUT) -> int:
+    """Delete rows older than `max_age` seconds on the database's clock; returns how
+    many. Rows are dated by their commit (see `ordering`), so a long transaction's rows
+    are young when they appear."""
     cr.execute(
-        "SELECT id, channel, message, create_date FROM bus_bus"
-        " WHERE id > (SELECT COALESCE(max(id), 0) FROM bus_bus) - %s OR create_date > %s ORDER BY id",
-        [count, since],
+        "DELETE FROM bus_bus WHERE create_date < (statement_timestamp() at time zone 'utc')"
+        " - make_interval(secs => %s)",
+        [max_age],
     )
-    return [Row(*row) for row in cr.fetchall()], since
-
-
-def renumber(cr, ids: Sequence[int]) -> List[Row]:
-    """Give rows fresh ids from the table's sequence, so pollers already past their old
-    ids still get them, and date them now, when they became visible (a long transaction
-    stamps its start, which the GC would take for old); returns the renumbered rows."""
-    cr.execute(
-        "UPDATE bus_bus SET id = nextval(pg_get_serial_sequence('bus_bus', 'id')),"
-        f" create_date = {NOW}, write_date = {NOW}"
-        " WHERE id = ANY(%s::int[]) RETURNING id, channel, message, create_date",
-        [list(ids)],
-    )
-    return sorted((Row(*row) for row in cr.fetchall()), key=lambda row: row.id)
-
-
-def gc(cr, max_age: float = 2 * TIMEOUT, upto: Optional[int] = None, keep: Sequence[int] = ()) -> int:
-    """Delete rows older than `max_age` seconds; returns how many. A dispatcher passes
-    the highest id it has read (`upto`) and the ids it still waits for (`keep`): a long
-    transaction's rows look old the moment they commit, and must be read first."""
-    where = "create_date < (statement_timestamp() at time zone 'utc') - make_interval(secs => %s)"
-    params: List[Any] = [max_age]
-    if upto is not None:
-        where += " AND id <= %s AND NOT id = ANY(%s::int[])"
-        params += [upto, list(keep)]
-    cr.execute(f"DELETE FROM bus_bus WHERE {where}", params)
     return cr.rowcount

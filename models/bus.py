@@ -22,6 +22,7 @@ from odoo import api, fields, models
 from odoo.tools import config
 
 from ..imbus import notify as imbus_notify
+from ..imbus import ordering as imbus_ordering
 from ..imbus import store
 from ..imbus.channels import TIMEOUT, hashable, json_dump
 from ..imbus.dispatcher import Database, Dispatcher
@@ -55,9 +56,14 @@ class ImBus(models.Model):
     channel = fields.Char('Channel')
     message = fields.Char('Message')
 
+    def init(self) -> None:
+        """Odoo calls this on install and on `-u bus`: ids in commit order (see `ordering`)."""
+        imbus_ordering.install(self.env.cr)
+
     @api.autovacuum
     def _gc_messages(self) -> int:
-        """Drop rows older than twice the poll timeout; clients that far behind reload."""
+        """Drop rows older than twice the poll timeout, on the database's clock; clients
+        that far behind reload."""
         self.flush()
         count = store.gc(self.env.cr)
         self.invalidate_cache()

@@ -72,19 +72,17 @@ def test_create_table_leaves_an_existing_table_alone(cr):
     assert cr.fetchone()[0] == 1
 
 
-def test_gc_spares_rows_a_dispatcher_has_not_read_yet(cr):
-    read, unread_pending, unread_new = store.insert(cr, [("a", 1), ("a", 2), ("a", 3)])
-    cr.execute("UPDATE bus_bus SET create_date = create_date - interval '101 seconds'")
-    assert store.gc(cr, upto=unread_pending, keep=[unread_pending]) == 1
-    cr.execute("SELECT id FROM bus_bus ORDER BY id")
-    assert cr.fetchall() == [(unread_pending,), (unread_new,)]
-    assert read < unread_pending
+def test_reads_of_the_feed_are_bounded_and_carry_the_databases_clock(cr):
+    ids = store.insert(cr, [("a", n) for n in range(5)])
+    rows, now = store.since(cr, ids[0], 3)
+    assert [row.id for row in rows] == ids[1:4]
+    assert [row.id for row in store.latest(cr, 2)[0]] == ids[3:]
+    cr.execute("SELECT statement_timestamp() at time zone 'utc'")
+    assert abs((cr.fetchone()[0] - now).total_seconds()) < 1
+    rows, now = store.since(cr, ids[-1], 3)
+    assert rows == [] and now is not None  # the clock, even without rows
 
 
-def test_renumbered_rows_get_a_fresh_id_and_date(cr):
-    (row_id,) = store.insert(cr, [("a", "late")])
-    cr.execute("UPDATE bus_bus SET create_date = create_date - interval '1 hour'")
-    (moved,) = store.renumber(cr, [row_id])
-    assert moved.id > row_id and moved.message == '"late"'
-    assert store.gc(cr) == 0
-    assert [item["message"] for item in store.fetch(cr, ["a"], last=0)] == ["late"]
+def test_a_cold_read_is_bounded(cr):
+    ids = store.insert(cr, [("a", n) for n in range(5)])
+    assert [row.id for row in store.select(cr, ['"a"'], ids[0], limit=2)] == ids[1:3]

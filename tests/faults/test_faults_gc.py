@@ -14,11 +14,11 @@ GC_FAST = ("--gc-period", "0.2")
 
 
 def backdate(dsn, channel, messages, seconds):
-    """Store rows as if sent `seconds` ago."""
-    query(dsn, "INSERT INTO bus_bus (channel, message, create_date, write_date)"
-               " SELECT %s, m, (now() at time zone 'utc') - make_interval(secs => %s),"
-               " (now() at time zone 'utc') FROM unnest(%s) AS m",
-          [json.dumps(channel), seconds, [json.dumps(message) for message in messages]])
+    """Store rows, then date them `seconds` ago (after their commit, which dates them)."""
+    query(dsn, "INSERT INTO bus_bus (channel, message) SELECT %s, m FROM unnest(%s) AS m",
+          [json.dumps(channel), [json.dumps(message) for message in messages]])
+    query(dsn, "UPDATE bus_bus SET create_date = create_date - make_interval(secs => %s) WHERE channel = %s",
+          [seconds, json.dumps(channel)])
 
 
 def test_gc_deletes_only_old_rows_while_polls_wait_and_sends_go_on(server, dsn):
