@@ -1,23 +1,22 @@
 """`python -m imbus serve`: the standalone long-polling server and its demo page."""
 
-from gevent import monkey
+import argparse
+import ipaddress
+import logging
+import os
+import sys
+from pathlib import Path
 
-monkey.patch_all()
+from .options import GC_PERIOD, MAX_BODY, Options
 
-import argparse  # noqa: E402
-import ipaddress  # noqa: E402
-import logging  # noqa: E402
-import os  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from psycogreen.gevent import patch_psycopg  # noqa: E402
-
-patch_psycopg()
-
-from .server import GC_PERIOD, MAX_BODY, serve  # noqa: E402
+MINIMUM_PYTHON = (3, 10)  # the pinned gevent, greenlet and psycopg2-binary of requirements.txt
 
 
 def main() -> None:
+    if sys.version_info < MINIMUM_PYTHON:
+        sys.exit("python -m imbus needs Python {}.{} or newer (the versions pinned in requirements.txt do);"
+                 " this is Python {}.{}".format(*MINIMUM_PYTHON, *sys.version_info[:2]))
+
     parser = argparse.ArgumentParser(prog="python -m imbus", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("serve", help="serve /longpolling/poll and the demo page")
@@ -27,6 +26,8 @@ def main() -> None:
                      help="connection for LISTEN, e.g. past PgBouncer (default: the postgres database)")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=8072)
+    run.add_argument("--workers", type=int, default=1,
+                     help="processes sharing the port (SO_REUSEPORT), restarted when they die")
     run.add_argument("--data-dir", type=Path, default=Path(".imbus-data"),
                      help="where the embedded PostgreSQL keeps its data")
     run.add_argument("--send-token", default=os.environ.get("IMBUS_SEND_TOKEN"),
@@ -37,9 +38,33 @@ def main() -> None:
     args = parser.parse_args()
     if not _loopback(args.host) and not args.send_token:
         parser.error("--send-token is required when serving beyond the loopback interface")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(args.dsn, args.listen_dsn, args.host, args.port, args.data_dir.resolve(), args.send_token,
-          args.max_body, args.gc_period)
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    from . import standalone_db
+
+    with standalone_db.database(args.dsn, args.data_dir.resolve()) as dsn:
+        options = Options(dsn, args.listen_dsn, args.host, args.port, args.send_token, args.max_body, args.gc_period)
+        if args.workers == 1:
+            serve_patched(options)
+        else:
+            from .workers import supervise
+
+            supervise(options, args.workers, serve_patched)
+
+
+def serve_patched(options: Options, *serve_args: object) -> None:
+    """Patch the process for gevent, then serve: nothing the server uses may be imported
+    before (a worker is forked from a parent that never imports gevent)."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()
+    from .lifecycle import serve
+
+    serve(options, *serve_args)
 
 
 def _loopback(host: str) -> bool:
@@ -52,4 +77,5 @@ def _loopback(host: str) -> bool:
         return False
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Channel keys encoded exactly as Odoo 14 stores them in `bus_bus.channel`.
 
 A channel is any JSON value; rows are matched on its compact JSON text, so the
-encoding must be byte-for-byte Odoo's (see shared/golden/channel_keys.json).
+encoding must be byte-for-byte Odoo's (see tests/golden/channel_keys.json).
 """
 
 import datetime

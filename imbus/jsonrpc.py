@@ -5,8 +5,10 @@ Browsers and Odoo's JS read these shapes: a method returning None answers with n
 and `data.name` / `data.message` / `data.arguments`.
 """
 
+import functools
+import inspect
 import json
-from typing import Any, Dict, Tuple
+from typing import Any, Callable, Dict, Tuple
 
 from werkzeug.wrappers import Request, Response
 
@@ -36,6 +38,19 @@ def parse(request: Request) -> Tuple[Any, dict]:
         raise RpcError("Invalid JSON-RPC request: params must be an object",
                        "werkzeug.exceptions.BadRequest", 400)
     return call.get("id"), params
+
+
+def bind(method: Callable[..., Any], *args: Any, **params: Any) -> inspect.BoundArguments:
+    """The call's params bound to `method`'s signature, before the call: missing or
+    unexpected params are the caller's mistake (answered as Odoo does, a
+    `builtins.TypeError`), while a TypeError raised inside the method stays a bug."""
+    try:
+        return _signature(method).bind(*args, **params)
+    except TypeError as error:
+        raise RpcError(f"{method.__qualname__}() {error}", "builtins.TypeError") from None
+
+
+_signature = functools.lru_cache(maxsize=64)(inspect.signature)  # bound methods of one object compare equal
 
 
 def _refuse_constant(name: str) -> Any:

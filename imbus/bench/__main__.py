@@ -13,8 +13,8 @@ from psycogreen.gevent import patch_psycopg  # noqa: E402
 
 patch_psycopg()
 
+from ..filelimit import raise_file_limit  # noqa: E402
 from . import scenarios  # noqa: E402
-from .http import raise_file_limit  # noqa: E402
 from .report import header, row  # noqa: E402
 from .targets import Odoo, Standalone  # noqa: E402
 

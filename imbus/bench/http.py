@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import resource
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -51,14 +50,6 @@ def loopback_address(url: str) -> tuple[str, int]:
         if not ipaddress.ip_address(info[4][0]).is_loopback:
             raise ValueError(f"the bench only drives loopback servers, not {host}")
     return host, parts.port or 80
-
-
-def raise_file_limit() -> int:
-    """Each poller holds a socket: lift the soft limit of open files to the hard one."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard
 
 
 class Connection:

@@ -3,9 +3,10 @@
 Two snapshots of the view, before and after the run, diffed per statement: nothing
 is reset, so other users of the view are not disturbed. The view covers the whole
 cluster (the bus database and the `postgres` database where NOTIFY runs); the
-bench's own queries of the view are left out. Needs the extension in the database
-of `--dsn` and `shared_preload_libraries=pg_stat_statements` (the embedded cluster
-has both).
+bench's own queries of the view are left out. Needs
+`shared_preload_libraries=pg_stat_statements` (the embedded cluster has it) and the
+extension in the database of `--dsn`, which the bench creates when it is missing and
+it may.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Statements:
 
     def start(self) -> None:
         if self.dsn:
+            self._create_extension()
             self.before = self._snapshot()[0]
 
     def stop(self) -> dict[str, Any] | None:
@@ -65,6 +67,14 @@ class Statements:
             "top": [{"calls": n, "query": text[:160]} for text, n in top[:8]],
         }
         return self.result
+
+    def _create_extension(self) -> None:
+        """Create the view if it is missing; without the right to, `_snapshot` says why it
+        cannot be read."""
+        with contextlib.suppress(psycopg2.Error), contextlib.closing(psycopg2.connect(self.dsn)) as conn:
+            conn.autocommit = True
+            with conn.cursor() as cr:
+                cr.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
 
     def _snapshot(self) -> tuple[dict[tuple, int], dict[tuple, str]]:
         try:

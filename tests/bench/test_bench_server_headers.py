@@ -6,7 +6,7 @@ import io
 
 from gevent.pywsgi import headers_factory
 
-from imbus.server import PlainHeaders, read_headers
+from imbus.gevent_tuning import PlainHeaders, read_headers
 
 PLAIN = (b"Host: 127.0.0.1:8072\r\nContent-Type: application/json\r\nContent-Length: 42\r\n"
          b"Cookie: session_id=abc; x=1\r\nX-Empty:\r\nX-Spaced:   padded  \r\n\r\nBODY")

@@ -11,8 +11,8 @@ import pytest
 from werkzeug.test import EnvironBuilder
 
 from imbus import sender
+from imbus.app import BusApp
 from imbus.dispatcher import Dispatcher
-from imbus.server import BusApp
 
 
 @pytest.fixture

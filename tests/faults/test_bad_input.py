@@ -61,7 +61,7 @@ def test_a_body_that_is_not_a_json_rpc_call_is_a_400(srv, dsn, path, case):
 
 
 BAD_POLLS = [
-    ({"last": 0}, "builtins.TypeError", "missing 1 required positional argument: 'channels'"),
+    ({"last": 0}, "builtins.TypeError", "missing a required argument: 'channels'"),
     ({"channels": "gold", "last": 0}, "builtins.Exception", "must be a list"),
     ({"channels": {"gold": 1}, "last": 0}, "builtins.Exception", "must be a list"),
     ({"channels": [["db", "res.partner", 3]], "last": 0}, "builtins.Exception", "only string channels"),
@@ -94,8 +94,8 @@ BAD_SENDS = [
     ({"channel": ["db", "res.partner", 3], "message": 1}, "only string channels"),
     ({"channel": 7, "message": 1}, "only string channels"),
     ({"channel": None, "message": 1}, "only string channels"),
-    ({"channel": "refused"}, "missing 1 required positional argument: 'message'"),
-    ({"message": 1}, "missing 1 required positional argument: 'channel'"),
+    ({"channel": "refused"}, "missing a required argument: 'message'"),
+    ({"message": 1}, "missing a required argument: 'channel'"),
 ]
 
 
