@@ -111,8 +111,8 @@ class OdooDatabase(Database):
     """
 
     def __init__(self, max_cursors: Optional[int] = None) -> None:
-        limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
-        self.slots = threading.BoundedSemaphore(limit)  # gevent's, in the gevent process
+        self.limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
+        self.slots = threading.BoundedSemaphore(self.limit)  # gevent's, in the gevent process
 
     @contextlib.contextmanager
     def cursor(self, dbname: str) -> Iterator[Any]:
