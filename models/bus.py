@@ -140,14 +140,14 @@ class ImDispatch(Dispatcher):
     def __init__(self, database: Any = None, timeout: float = TIMEOUT) -> None:
         super().__init__(database or OdooDatabase(), timeout)
 
-    def poll(self, dbname, channels, last, options=None, timeout=None):
+    def poll(self, dbname, channels, last, options=None, timeout=None, watch=None):
         if not odoo.evented:
             # A waiting poll must neither delay shutdown nor count as a running HTTP
             # request (tests wait for those; the time limits skip daemon threads).
             current = threading.current_thread()
             current._daemonic = True
             current.name = f'odoo.longpolling.request.{current.ident}'
-        return super().poll(dbname, channels, last, options=options, timeout=timeout)
+        return super().poll(dbname, channels, last, options=options, timeout=timeout, watch=watch)
 
 
 # HTTP workers of a prefork server never wait: polls go to the gevent process.
