@@ -1,5 +1,5 @@
 """Odoo 14 `bus` addon: Odoo adapters around the framework-free core in `imbus/`."""
 
-from . import controllers, models
+from . import controllers, fastpath, models
 
-__all__ = ['controllers', 'models']
+__all__ = ['controllers', 'fastpath', 'models']

@@ -10,6 +10,7 @@ from odoo import _, exceptions
 from odoo.http import Controller, SessionExpiredException, request, route
 from odoo.tools import config
 
+from ..fastpath.middleware import odoo_poll
 from ..models.bus import dispatch
 
 SEND_ACCESS = ('off', 'user', 'public')
@@ -56,7 +57,7 @@ class BusController(Controller):
         if 'bundle_changed' in channels:
             # the web client names the string; assets are announced on the db's tuple channel
             channels = [*channels, (dbname, 'bundle_changed')]
-        return dispatch.poll(dbname, channels, last, options)
+        return odoo_poll(dispatch, request, dbname, channels, last, options)
 
     @route('/longpolling/poll', type="json", auth="public", cors="*")
     def poll(self, channels, last, options=None):

@@ -117,8 +117,8 @@ class OdooDatabase(Database):
     """
 
     def __init__(self, max_cursors: Optional[int] = None) -> None:
-        limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
-        self.slots = threading.BoundedSemaphore(limit)  # gevent's, in the gevent process
+        self.limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
+        self.slots = threading.BoundedSemaphore(self.limit)  # gevent's, in the gevent process
 
     @contextlib.contextmanager
     def cursor(self, dbname: str) -> Iterator[Any]:
@@ -146,14 +146,14 @@ class ImDispatch(Dispatcher):
     def __init__(self, database: Any = None, timeout: float = TIMEOUT) -> None:
         super().__init__(database or OdooDatabase(), timeout)
 
-    def poll(self, dbname, channels, last, options=None, timeout=None):
+    def poll(self, dbname, channels, last, options=None, timeout=None, watch=None):
         if not odoo.evented:
             # A waiting poll must neither delay shutdown nor count as a running HTTP
             # request (tests wait for those; the time limits skip daemon threads).
             current = threading.current_thread()
             current._daemonic = True
             current.name = f'odoo.longpolling.request.{current.ident}'
-        return super().poll(dbname, channels, last, options=options, timeout=timeout)
+        return super().poll(dbname, channels, last, options=options, timeout=timeout, watch=watch)
 
 
 # HTTP workers of a prefork server never wait: polls go to the gevent process.
