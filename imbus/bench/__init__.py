@@ -20,6 +20,7 @@ errors, and the SQL statements the server ran (`pg_stat_statements` via `--dsn`)
   python -m imbus.bench --url http://127.0.0.1:8099 --dsn "<the DSN it printed>" \\
       --server-pid $! broadcast --pollers 10000
 
-Against Odoo 14: `--url http://127.0.0.1:8072 --odoo-db DB --login L --password P`.
+Against Odoo 14: `--url http://127.0.0.1:8072 --odoo-db DB --login L --password P`
+(`--odoo-send route` to send by `/longpolling/send`; docs/odoo-bench.md).
 Only loopback targets are accepted. Every scenario stops by itself (`--deadline`).
 """

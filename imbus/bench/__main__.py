@@ -16,7 +16,7 @@ patch_psycopg()
 from ..filelimit import raise_file_limit  # noqa: E402
 from . import scenarios  # noqa: E402
 from .report import header, row  # noqa: E402
-from .targets import Odoo, Standalone  # noqa: E402
+from .targets import SEND_VIA, Odoo, Standalone  # noqa: E402
 
 NAMES = ("pingpong", "broadcast", "fanout", "idle", "soak", "late")
 
@@ -29,6 +29,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--send-token", help="bearer token of a standalone server's send route")
     parser.add_argument("--odoo-db", help="drive an Odoo 14 server: its database")
     parser.add_argument("--poll-url", help="Odoo with --workers: the longpolling port's URL (default: --url)")
+    parser.add_argument("--odoo-send", choices=SEND_VIA, default="xmlrpc",
+                        help="Odoo: send by XML-RPC execute_kw (default) or POST /longpolling/send with the session")
     parser.add_argument("--login", default="admin")
     parser.add_argument("--password", default="admin")
     parser.add_argument("--dsn", help="the server's database, to read pg_stat_statements")
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> int:
         sys.exit("python -m imbus.bench: the late scenario needs --dsn (it holds a transaction open there)")
     raise_file_limit()
     if args.odoo_db:
-        target: Any = Odoo(args.url, args.odoo_db, args.login, args.password, args.poll_url)
+        target: Any = Odoo(args.url, args.odoo_db, args.login, args.password, args.poll_url, args.odoo_send)
     else:
         target = Standalone(args.url, args.send_token)
     print(header(), flush=True)

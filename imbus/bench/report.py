@@ -31,9 +31,12 @@ def _cell(value: Any) -> str:
 
 
 def _sql(sql: dict[str, Any]) -> str:
-    """`total/fetches`, or n/a when pg_stat_statements could not be read."""
+    """`total/fetches` from pg_stat_statements, `N scans` of bus_bus from the table
+    statistics, or n/a when neither could be read."""
     if "n/a" in sql:
         return "n/a"
+    if "total" not in sql:
+        return f"{sql['fetch']} scans"
     return f"{sql['total']}/{sql['fetch']}f"
 
 
@@ -45,6 +48,8 @@ def notes(result: dict[str, Any]) -> str:
         if "sql_per_broadcast" in broadcasts:
             parts.append(f"sql/broadcast {broadcasts['sql_per_broadcast']}"
                          f" (fetch {broadcasts['fetch_per_broadcast']})")
+        elif "fetch_per_broadcast" in broadcasts:
+            parts.append(f"bus_bus scans/broadcast {broadcasts['fetch_per_broadcast']}")
     if "late_ms" in result:
         late = result["late_ms"]
         parts.append("late rows: none arrived" if late["max"] is None else

@@ -314,8 +314,8 @@ def _broadcasts(run: Run, channel: str, messages: int) -> dict[str, Any]:
     everyone = [poller.index for poller in run.pollers]
     sender = run.target.sender()
     last_poller: list[float] = []
-    cpu = _CpuUse(run.server_pid)
     run.statements.start()
+    cpu = _CpuUse(run.server_pid)
     try:
         for _ in range(messages):
             first = run.seq + 1
@@ -327,11 +327,12 @@ def _broadcasts(run: Run, channel: str, messages: int) -> dict[str, Any]:
             run.wait_held(within=30.0)  # every poller waits again: its re-poll is in the count
     finally:
         sender.close()
-    sql = run.statements.stop()
     result: dict[str, Any] = {"last_poller_ms": [round(seconds * 1000, 1) for seconds in last_poller],
                               **cpu.used(messages)}
+    sql = run.statements.stop()
     if sql and messages:
-        result["sql_per_broadcast"] = round(sql["total"] / messages, 1)
+        if "total" in sql:
+            result["sql_per_broadcast"] = round(sql["total"] / messages, 1)
         result["fetch_per_broadcast"] = round(sql["fetch"] / messages, 1)
     return result
 

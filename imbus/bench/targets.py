@@ -2,10 +2,12 @@
 
 - `Standalone`: `python -m imbus serve`; sends are `POST /longpolling/send`.
 - `Odoo`: an Odoo 14 server (this addon or the stock one); pollers authenticate once with
-  `/web/session/authenticate` and share the session cookie, sends go through XML-RPC
+  `/web/session/authenticate` and share the session cookie. Sends go through XML-RPC
   `execute_kw(db, uid, password, 'bus.bus', 'sendone'|'sendmany', ...)` as a server
-  side program would send them. With `--workers`, polls go to the longpolling port
-  (`--poll-url`), the rest to the HTTP port (`--url`).
+  side program would send them, or (`send_via="route"`) through `POST /longpolling/send`
+  with that session on one keep-alive connection, as a page would; behind nginx that
+  route reaches the gevent process. With `--workers` and no proxy, polls and route
+  sends go to the longpolling port (`--poll-url`), the rest to the HTTP port (`--url`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from .http import Connection, HttpError, loopback_address
 
 POLL = "/longpolling/poll"
 SEND = "/longpolling/send"
+SEND_VIA = ("xmlrpc", "route")
 
 
 class RpcFailure(Exception):
@@ -82,11 +85,15 @@ class Odoo:
 
     kind = "odoo"
 
-    def __init__(self, url: str, db: str, login: str, password: str, poll_url: str | None = None) -> None:
+    def __init__(self, url: str, db: str, login: str, password: str, poll_url: str | None = None,
+                 send_via: str = "xmlrpc") -> None:
+        if send_via not in SEND_VIA:
+            raise ValueError(f"send_via must be one of {SEND_VIA}, not {send_via!r}")
         self.url = url.rstrip("/")
         self.host, self.port = loopback_address(url)
         self.poll_host, self.poll_port = loopback_address(poll_url or url)  # --workers: the longpolling port
         self.db, self.login, self.password = db, login, password
+        self.send_via = send_via
         self.cookie: str | None = None
         self.uid: int | None = None
 
@@ -116,10 +123,10 @@ class Odoo:
     def poll(self, conn: Connection, channels: list[str], last: int, options: dict | None = None) -> Any:
         return result_of(conn.rpc(POLL, {"channels": channels, "last": last, "options": options or {}}))
 
-    def sender(self) -> OdooSender:
+    def sender(self) -> OdooSender | OdooRouteSender:
         if self.uid is None:
             self.authenticate()
-        return OdooSender(self)
+        return OdooSender(self) if self.send_via == "xmlrpc" else OdooRouteSender(self)
 
     def waiters(self) -> int | None:
         return None  # Odoo exposes no count of waiting polls
@@ -152,3 +159,17 @@ class OdooSender:
 
     def close(self) -> None:
         self.proxy("close")()
+
+
+class OdooRouteSender:
+    """`/longpolling/send` with the web session: the browser's way. Stock Odoo allows it
+    to anyone; this addon to logged-in users by default (`bus_send_access`)."""
+
+    def __init__(self, target: Odoo) -> None:
+        self.conn = target.connection()
+
+    def send(self, channel: str, message: Any) -> None:
+        result_of(self.conn.rpc(SEND, {"channel": channel, "message": message}))
+
+    def close(self) -> None:
+        self.conn.close()
