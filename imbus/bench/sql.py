@@ -11,7 +11,8 @@ extension in the database of `--dsn`, which the bench creates when it may.
 
 The fallback needs nothing but `--dsn`: every read of notifications is one sequential
 or index scan of `bus_bus`, so seq_scan + idx_scan counts the reads (the ORM's garbage
-collection of old rows counts too). A shared cluster that was not started with the
+collection of old rows counts too, and so does the commit-order trigger: one index scan
+per inserted row, see `imbus/ordering.py`). A shared cluster that was not started with the
 extension preloaded can be measured without restarting it. Since PostgreSQL 15 an idle
 backend publishes its table counters only up to `STATS_FLUSH` s after its last
 transaction, so each snapshot first waits that long: the counts are exact only if the

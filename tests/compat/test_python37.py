@@ -11,9 +11,10 @@ from bus_fixtures import ROOT, Cluster
 VENV37 = ROOT / ".venv37" / "bin" / "python"
 PINS = ROOT / "requirements-odoo14-py37.txt"
 LIBRARIES = ("gevent", "greenlet", "psycopg2-binary", "Werkzeug")
-# The core's tests that need no standalone HTTP server (that one needs a newer Python).
+# The core's tests that start no standalone server (that one needs a newer Python).
+NEEDS_SERVER = ("test_server", "test_multiprocess")
 CORE_TESTS = sorted(str(path.relative_to(ROOT)) for path in (ROOT / "tests" / "core").glob("test_*.py")
-                    if not path.name.startswith("test_server"))
+                    if not path.name.startswith(NEEDS_SERVER))
 
 
 @pytest.fixture(scope="module")
