@@ -21,6 +21,7 @@ from .http import Connection, HttpError, loopback_address
 POLL = "/longpolling/poll"
 SEND = "/longpolling/send"
 SEND_VIA = ("xmlrpc", "route")
+HEALTH_SAMPLES = 8  # fresh connections per count of waiting polls: enough to reach every worker
 
 
 class RpcFailure(Exception):
@@ -54,16 +55,23 @@ class Standalone:
         return StandaloneSender(self)
 
     def waiters(self) -> int | None:
-        """How many polls the server holds now (its /health), or None if it cannot say."""
-        conn = self.connection()
-        try:
-            conn.open()
-            conn.sock.sendall(f"GET /health HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
-            return int(json.loads(conn._read_response().body).get("waiters", 0))
-        except (OSError, ValueError):
-            return None
-        finally:
-            conn.close()
+        """How many polls the server holds now, summed over its workers, or None if it
+        cannot say. `/health` is per worker and names its pid; with `--workers N` the
+        kernel spreads fresh connections over the workers at random, so a few of them
+        reach every worker."""
+        counts: dict[Any, int] = {}
+        for _ in range(HEALTH_SAMPLES):
+            conn = self.connection()
+            try:
+                conn.open()
+                conn.sock.sendall(f"GET /health HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+                health = json.loads(conn._read_response().body)
+            except (OSError, ValueError):
+                return None
+            finally:
+                conn.close()
+            counts[health.get("pid")] = int(health.get("waiters", 0))
+        return sum(counts.values())
 
 
 class StandaloneSender:

@@ -50,6 +50,15 @@ def test_broadcast_reaches_every_poller_with_statements_independent_of_pollers(s
     assert many["broadcasts"]["sql_per_broadcast"] <= few["broadcasts"]["sql_per_broadcast"] + 1
 
 
+def test_broadcast_counts_the_polls_held_by_every_worker(server):
+    """With `--workers 2` each `/health` speaks for one worker: the bench must sum them,
+    or it never sees all its polls held and reports an error after its wait."""
+    srv = server("--workers", "2")
+    result = scenarios.broadcast(Standalone(srv.url), pollers=20, messages=2, dsn=srv.dsn, deadline=60)
+    clean(result, 2 * 20)
+    assert len(result["broadcasts"]["last_poller_ms"]) == 2
+
+
 def test_fanout_delivers_each_message_to_its_channel_only(srv):
     result = scenarios.fanout(Standalone(srv.url), pollers=6, channels=3, rate=100, duration=0.3, senders=2,
                               dsn=srv.dsn, server_pid=srv.pid, deadline=60)
