@@ -6,6 +6,7 @@ import time
 
 import pytest
 from bus_fixtures import GOLDEN
+from waiting import wait_for
 
 from imbus import sender
 from imbus.db import Pools
@@ -49,10 +50,7 @@ class Poller(threading.Thread):
 
 
 def wait_for_waiters(srv, count, within=10):
-    deadline = time.monotonic() + within
-    while srv.health()["waiters"] < count:
-        assert time.monotonic() < deadline, "pollers did not start waiting"
-        time.sleep(0.02)
+    wait_for(lambda: srv.health()["waiters"] >= count, within, "pollers did not start waiting")
 
 
 @pytest.mark.parametrize("note", [

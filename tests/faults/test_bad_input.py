@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from bus_fixtures import own_server
-from faults_support import RawPoll, call, health, post, query, stored, wait_for
+from faults_support import RawPoll, call, health, post, query, stored
+from waiting import wait_for
 
 MAX_BODY = 20_000
 

@@ -7,7 +7,8 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-from faults_support import RawPoll, call, health, server_backends, stored, wait_for
+from faults_support import RawPoll, call, health, server_backends, stored
+from waiting import wait_for
 
 
 def open_sockets(pid: int) -> int:

@@ -6,7 +6,8 @@ import json
 import time
 
 import psycopg2
-from faults_support import Follower, connect, health, query, stop_followers, stored, wait_for
+from faults_support import Follower, connect, health, query, stop_followers, stored
+from waiting import wait_for
 
 from imbus import notify, store
 

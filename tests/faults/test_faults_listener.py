@@ -13,7 +13,8 @@ import psycopg2
 import psycopg2.errors
 import psycopg2.extensions
 import pytest
-from faults_support import Follower, FreezingProxy, RawPoll, health, query, stop_followers, wait_for
+from faults_support import Follower, FreezingProxy, RawPoll, health, query, stop_followers
+from waiting import wait_for
 
 
 @pytest.fixture

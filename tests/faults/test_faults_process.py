@@ -1,6 +1,7 @@
 """The server process is killed (SIGKILL) and restarted while clients poll."""
 
-from faults_support import Follower, RawPoll, health, stop_followers, stored, wait_for
+from faults_support import Follower, RawPoll, health, stop_followers, stored
+from waiting import wait_for
 
 from imbus import sender
 

@@ -7,9 +7,10 @@ import math
 
 import pytest
 from bus_fixtures import own_server
-from faults_support import RawRequest, health, wait_for
+from faults_support import RawRequest, health
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import wait_for
 
 WAIT = 0.3  # seconds a valid poll is given to answer before it counts as waiting
 
