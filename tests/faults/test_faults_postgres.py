@@ -15,8 +15,8 @@ from faults_support import (
     server_backends,
     stop_followers,
     stored,
-    wait_for,
 )
+from waiting import wait_for
 
 
 class Sender(threading.Thread):
