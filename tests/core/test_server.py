@@ -90,7 +90,7 @@ def test_a_send_wakes_a_waiting_poll_through_http(srv):
     srv.send("live", {"text": "hi"})
     result = poller.outcome()
     assert [(item["channel"], item["message"]) for item in result] == [("live", {"text": "hi"})]
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 5  # woken: unwoken, it would wait its 50 s
 
 
 def test_last_moves_forward_without_repeats(srv):

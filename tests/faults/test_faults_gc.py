@@ -80,7 +80,8 @@ def test_a_late_row_committed_just_before_a_gc_run_survives_it(server, dsn):
         srv.send("slow", "fast")
         wait_for(lambda: follower.messages() == ["first", "fast"])
         long_txn.commit()
-    time.sleep(0.5)  # GC runs before anyone is told
+    backdate(dsn, "gc-probe", ["old"], 150)  # gone once a GC run has come after the commit
+    wait_for(lambda: not stored(dsn, "gc-probe"), within=10, message="the garbage collector did not run")
     with contextlib.closing(connect(dsn, "postgres")) as conn, conn.cursor() as cr:
         notify.notify(cr, ["slow"])
     try:
