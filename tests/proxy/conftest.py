@@ -121,7 +121,7 @@ def nginx() -> Iterator[Callable[[int], Nginx]]:
     port. Afterwards it is stopped, its error log must hold no error, its folder goes."""
     binary = nginx_binary()
     if binary is None:
-        pytest.skip("nginx not found (./dev.sh test installs Debian's nginx-light when run as root)")
+        pytest.skip("nginx not found (./dev.sh test installs Debian's nginx when run as root)")
     folder = Path(tempfile.mkdtemp(prefix="imbus-nginx-"))
     started: list[Nginx] = []
 
