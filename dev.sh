@@ -39,6 +39,16 @@ install_chromium() {
     fi
 }
 
+install_nginx() {
+    # tests/proxy runs Debian's nginx (in /usr/sbin, which a non-root PATH may lack) with
+    # deploy/nginx.conf; it is skipped, loudly, if nginx cannot be had.
+    { command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null && return
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null) && return
+    fi
+    echo "dev.sh: could not install nginx; the proxy test will be skipped" >&2
+}
+
 case "${1:-}" in
     serve)
         shift
@@ -50,6 +60,7 @@ case "${1:-}" in
         install_python
         install_python37
         install_chromium
+        install_nginx
         .venv/bin/ruff check .
         exec .venv/bin/pytest "$@"
         ;;

@@ -24,6 +24,7 @@ from typing import Any, Dict, Iterator, List, Optional
 import psutil
 import pytest
 from bus_fixtures import ROOT
+from waiting import wait_for
 
 from imbus.embedded import RUNTIME, EmbeddedPostgres
 
@@ -123,10 +124,8 @@ def check_serve(clone: Clone) -> None:
         poller = threading.Thread(target=lambda: polled.append(rpc(url, "/longpolling/poll",
                                                                    {"channels": ["demo"], "last": 0})))
         poller.start()
-        deadline = time.monotonic() + 10
-        while json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())["waiters"] < 1:
-            assert time.monotonic() < deadline, "the poll never waited"
-            time.sleep(0.05)
+        wait_for(lambda: json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())["waiters"] >= 1,
+                 within=10, message="the poll never waited")
         rpc(url, "/longpolling/send", {"channel": "demo", "message": {"text": "fresh clone"}})
         poller.join(10)
         assert [(item["channel"], item["message"]) for item in polled[0]] == [("demo", {"text": "fresh clone"})]

@@ -12,6 +12,7 @@ import time
 import psycopg2
 import psycopg2.extensions
 import pytest
+from waiting import wait_for
 
 from imbus import listener, notify, ordering, sender, store
 from imbus.dispatcher import Dispatcher
@@ -45,13 +46,6 @@ class Poll(threading.Thread):
         self.join(within)
         assert not self.is_alive(), "the poll is still waiting"
         return self.result
-
-
-def wait_for(predicate, within=10):
-    deadline = time.monotonic() + within
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
 
 
 def messages(notifications):

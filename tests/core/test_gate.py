@@ -1,7 +1,8 @@
 """The gate that bounds how many requests are inside Odoo at once, with real threads."""
 
 import threading
-import time
+
+from waiting import wait_for
 
 from imbus.gate import Gate
 
@@ -25,10 +26,7 @@ def test_at_most_limit_inside_the_rest_queue_in_turn():
     threads = [threading.Thread(target=request, args=(n,)) for n in range(10)]
     for thread in threads:
         thread.start()
-    deadline = time.monotonic() + 5
-    while (gate.inside, gate.queued) != (3, 7) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert (gate.inside, gate.queued) == (3, 7)
+    wait_for(lambda: (gate.inside, gate.queued) == (3, 7), within=5, message="not 3 inside, 7 queued")
     release.set()
     for thread in threads:
         thread.join(5)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = ROOT / "tests" / "support" / "polling_handler_server.py"
@@ -68,14 +69,11 @@ def test_a_client_that_hangs_up_ends_its_wait_at_once(port):
         waits = request(control, "/state")["waits"]
         client = socket.create_connection(("127.0.0.1", port), timeout=5)
         client.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
-        deadline = time.monotonic() + 5
-        while request(control, "/state")["waits"] == waits and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: request(control, "/state")["waits"] != waits, within=5)
         started = time.monotonic()
         client.close()
-        while request(control, "/state")["ended"] is None and time.monotonic() < deadline + 5:
-            time.sleep(0.01)
+        wait_for(lambda: request(control, "/state")["ended"] is not None, within=10)
         state = request(control, "/state")
     assert state["waits"] == waits + 1
     assert state["ended"] == "cancelled"
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # noticed, not run out at its 30 s

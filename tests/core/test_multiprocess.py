@@ -16,6 +16,7 @@ import time
 import psycopg2
 import psycopg2.extensions
 import pytest
+from waiting import wait_for
 
 from imbus import notify, sender, store
 
@@ -145,10 +146,8 @@ def test_one_server_killed_mid_stream_and_restarted_while_clients_move_to_the_ot
             committed.append(len(committed))
 
     send(15)
-    deadline = time.monotonic() + 30
-    while a.health()["waiters"] < len(clients):  # every client waits on A ...
-        assert time.monotonic() < deadline, "the clients are not all waiting on A"
-        time.sleep(0.02)
+    wait_for(lambda: a.health()["waiters"] >= len(clients), within=30,  # every client waits on A ...
+             message="the clients are not all waiting on A")
     pool[:] = [b]
     a.kill()  # ... when it dies
     send(10)

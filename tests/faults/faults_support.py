@@ -23,17 +23,6 @@ import psycopg2.extensions
 WAKE = "faults-wake"  # every Follower also listens here, so it can be told to stop
 
 
-def wait_for(predicate: Callable[[], Any], within: float = 10, message: str = "condition not met in time") -> Any:
-    """Poll `predicate` until it is truthy; fail after `within` seconds."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, message
-        time.sleep(0.02)
-
-
 def health(url: str) -> dict:
     """GET /health, whether the server says ok (200) or degraded (503)."""
     try:

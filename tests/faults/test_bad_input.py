@@ -11,7 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from bus_fixtures import own_server
-from faults_support import RawPoll, call, health, post, query, stored, wait_for
+from faults_support import RawPoll, call, health, post, query, stored
+from waiting import wait_for
 
 MAX_BODY = 20_000
 
@@ -25,7 +26,7 @@ def srv(pg):
 def still_serving(srv):
     yield
     assert srv.process.poll() is None, f"the server died:\n{srv.logs()}"
-    wait_for(lambda: health(srv.url)["waiters"] == 0, within=3, message="a waiter leaked")
+    wait_for(lambda: health(srv.url)["waiters"] == 0, within=10, message="a waiter leaked")
     assert srv.poll(["alive"], 0, {"peek": True}) == {"notifications": [], "channels": ["alive"]}
 
 

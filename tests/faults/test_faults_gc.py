@@ -6,7 +6,8 @@ import json
 import time
 
 import psycopg2
-from faults_support import Follower, connect, health, query, stop_followers, stored, wait_for
+from faults_support import Follower, connect, health, query, stop_followers, stored
+from waiting import wait_for
 
 from imbus import notify, store
 
@@ -29,14 +30,14 @@ def test_gc_deletes_only_old_rows_while_polls_wait_and_sends_go_on(server, dsn):
     followers = [Follower(srv.url, "live", last=oldest_kept) for _ in range(3)]
     wait_for(lambda: all(follower.messages() == ["recent"] for follower in followers))
     wait_for(lambda: health(srv.url)["waiters"] == 3)
-    wait_for(lambda: [message for _, message in stored(dsn, "live")] == ["recent"], within=3,
+    wait_for(lambda: [message for _, message in stored(dsn, "live")] == ["recent"], within=10,
              message="the garbage collector did not run")
     expected = ["recent"]
     for n in range(20):  # sends interleaved with a dozen GC runs
         srv.send("live", n)
         expected.append(n)
         time.sleep(0.05)
-    wait_for(lambda: all(follower.messages() == expected for follower in followers), within=3)
+    wait_for(lambda: all(follower.messages() == expected for follower in followers), within=10)
     stop_followers(followers, srv.send)
     assert [item["message"] for item in srv.poll(["live"], 0)] == expected
     assert [item["message"] for item in srv.poll(["live"], oldest_kept)] == expected
@@ -79,10 +80,11 @@ def test_a_late_row_committed_just_before_a_gc_run_survives_it(server, dsn):
         srv.send("slow", "fast")
         wait_for(lambda: follower.messages() == ["first", "fast"])
         long_txn.commit()
-    time.sleep(0.5)  # GC runs before anyone is told
+    backdate(dsn, "gc-probe", ["old"], 150)  # gone once a GC run has come after the commit
+    wait_for(lambda: not stored(dsn, "gc-probe"), within=10, message="the garbage collector did not run")
     with contextlib.closing(connect(dsn, "postgres")) as conn, conn.cursor() as cr:
         notify.notify(cr, ["slow"])
     try:
-        wait_for(lambda: follower.messages() == ["first", "fast", "from a long transaction"], within=3)
+        wait_for(lambda: follower.messages() == ["first", "fast", "from a long transaction"], within=10)
     finally:
         stop_followers([follower], srv.send)

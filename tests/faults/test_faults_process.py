@@ -1,6 +1,7 @@
 """The server process is killed (SIGKILL) and restarted while clients poll."""
 
-from faults_support import Follower, RawPoll, health, stop_followers, stored, wait_for
+from faults_support import Follower, RawPoll, health, stop_followers, stored
+from waiting import wait_for
 
 from imbus import sender
 
@@ -16,7 +17,7 @@ def test_clients_resume_from_their_last_after_a_sigkill_without_loss_or_repeats(
     before = [f"before-{n}" for n in range(5)]
     for message in before:
         srv.send("feed", message)
-    wait_for(lambda: delivered(followers, before), within=3)
+    wait_for(lambda: delivered(followers, before), within=10)
 
     srv.kill()  # no goodbye: waiting polls see their connection reset
     down = [f"down-{n}" for n in range(5)]  # another process keeps sending meanwhile
@@ -27,7 +28,7 @@ def test_clients_resume_from_their_last_after_a_sigkill_without_loss_or_repeats(
     after = [f"after-{n}" for n in range(5)]
     for message in after:
         srv.send("feed", message)
-    wait_for(lambda: delivered(followers, before + down + after), within=3)
+    wait_for(lambda: delivered(followers, before + down + after), within=10)
     stop_followers(followers, srv.send)
 
     for follower in followers:

@@ -7,9 +7,10 @@ import math
 
 import pytest
 from bus_fixtures import own_server
-from faults_support import RawRequest, health, wait_for
+from faults_support import RawRequest, health
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from waiting import wait_for
 
 WAIT = 0.3  # seconds a valid poll is given to answer before it counts as waiting
 
@@ -76,7 +77,7 @@ def exchange(srv, path, body):
     except TimeoutError:
         assert waits, f"no answer to {body[:200]!r}"
         request.reset()  # a valid poll waiting for news: abandon it, and it must let go
-        wait_for(lambda: health(srv.url)["waiters"] == 0, within=3, message=f"{body!r} left a waiter")
+        wait_for(lambda: health(srv.url)["waiters"] == 0, within=10, message=f"{body!r} left a waiter")
         return
     request.hang_up()
     assert well_formed(status, envelope, path), (body[:200], status, envelope)
@@ -109,7 +110,7 @@ def test_random_sends_are_all_answered(srv, body):
 
 def test_after_the_fuzzing_the_server_serves_and_holds_nothing(srv):
     assert srv.process.poll() is None, srv.logs()
-    wait_for(lambda: health(srv.url)["waiters"] == 0, within=3,
+    wait_for(lambda: health(srv.url)["waiters"] == 0, within=10,
              message=f"abandoned polls left waiters: {health(srv.url)}")
     srv.send("after-fuzz", "fine")
     assert [item["message"] for item in srv.poll(["after-fuzz"], 0)] == ["fine"]

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from bus_fixtures import GOLDEN, ROOT, own_server
-from faults_support import RawPoll, call, health, post, query, wait_for
+from faults_support import RawPoll, call, health, post, query
+from waiting import wait_for
 
 from imbus import sender
 from imbus.channels import json_dump
