@@ -3,6 +3,7 @@ the model-level poll and the garbage collection."""
 
 import contextlib
 import json
+import logging
 import select
 import threading
 import time
@@ -15,6 +16,8 @@ from odoo import SUPERUSER_ID, api
 from odoo.addons.bus.models import bus as bus_module
 from odoo.addons.bus.models.bus import TIMEOUT, ImBus, OdooDatabase, hashable, json_dump
 from odoo.tests import TransactionCase
+
+from .test_presence import logged_warnings
 
 
 def unique_channel(prefix='bus-test'):
@@ -146,6 +149,7 @@ class TestListenConnection(TransactionCase):
             self.assertEqual(self.application_name(), ('postgres', 'imbus-from-env'))
 
 
+BUS_LOGGER = 'odoo.addons.bus.models.bus'
 NO_DSN = {'imbus_listen_dsn': '', 'imdispatcher_db_host': '', 'imdispatcher_db_port': ''}
 NO_DSN_ENV = {'IMBUS_LISTEN_DSN': '', 'ODOO_IMDISPATCHER_DB_HOST': '', 'ODOO_IMDISPATCHER_DB_PORT': ''}
 
@@ -157,10 +161,10 @@ class TestAltConnectionKeys(TransactionCase):
     def connect_error(self, config=(), environ=()):
         with patch.dict(odoo.tools.config.options, {**NO_DSN, **dict(config)}), \
                 patch.dict('os.environ', {**NO_DSN_ENV, **dict(environ)}), \
-                self.assertLogs('odoo.addons.bus.models.bus', 'INFO') as logs, \
+                logged_warnings(BUS_LOGGER, logging.INFO) as logs, \
                 self.assertRaises(psycopg2.OperationalError) as refused:
             OdooDatabase().listen_connection()
-        return str(refused.exception), logs.output
+        return str(refused.exception), [record.getMessage() for record in logs]
 
     def test_config_keys(self):
         error, logs = self.connect_error({'imdispatcher_db_host': '127.0.0.1', 'imdispatcher_db_port': '1'})
@@ -189,11 +193,11 @@ class TestAltConnectionKeys(TransactionCase):
     def test_logged_once_not_at_each_reconnect(self):
         database = OdooDatabase()
         with patch.dict(odoo.tools.config.options, NO_DSN), patch.dict('os.environ', NO_DSN_ENV), \
-                self.assertLogs('odoo.addons.bus.models.bus', 'INFO') as logs:
+                logged_warnings(BUS_LOGGER, logging.INFO) as logs:
             for _attempt in range(2):
                 database.listen_connection().close()
-        self.assertEqual(len(logs.output), 1)
-        self.assertIn('from db_host/db_port', logs.output[0])
+        self.assertEqual(len(logs), 1)
+        self.assertIn('from db_host/db_port', logs[0].getMessage())
 
 
 class TestAltConnectionInstalled(TransactionCase):
@@ -214,8 +218,9 @@ class TestAltConnectionInstalled(TransactionCase):
         try:
             bus_module.ImDispatch = AltDispatch
             bus_module.dispatch = controller.dispatch = AltDispatch()
-            with self.assertLogs('odoo.addons.bus.models.bus', 'INFO'):
+            with logged_warnings(BUS_LOGGER, logging.INFO) as logs:
                 self.env['bus.bus']._register_hook()
+            self.assertIn('ours put back', logs[0].getMessage())
             self.assertIs(bus_module.ImDispatch, own_class)
             self.assertIs(bus_module.dispatch, own)
             self.assertIs(controller.dispatch, own)
