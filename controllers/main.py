@@ -12,8 +12,10 @@ from odoo.tools import config
 
 from ..fastpath.middleware import odoo_poll
 from ..models.bus import dispatch
+from . import misrouted
 
 SEND_ACCESS = ('off', 'user', 'public')
+misrouted.install_filter()
 
 
 def check_channels(channels) -> None:
@@ -64,7 +66,7 @@ class BusController(Controller):
         if options is None:
             options = {}
         if not dispatch:
-            raise Exception("bus.Bus unavailable")
+            misrouted.refuse()
         check_channels(channels)
         if not isinstance(options, dict):
             raise Exception("bus.Bus options must be an object.")

@@ -7,12 +7,15 @@ framework-free core (`imbus/`); this module only feeds it Odoo cursors and conne
 Configuration (odoo.conf or environment):
 - `imbus_listen_dsn` / `IMBUS_LISTEN_DSN`: libpq DSN for the LISTEN connection when the
   regular one goes through a transaction-pooling PgBouncer (LISTEN needs a real session).
-  By default the listener uses Odoo's own `db_*` settings on the `postgres` database.
+- else `ODOO_IMDISPATCHER_DB_HOST` / `_PORT` or `imdispatcher_db_host` / `_port`, the keys
+  of OCA's `bus_alt_connection` (precedence in `imbus/listen_target.py`).
+- else Odoo's own `db_*` settings, on the `postgres` database.
 """
 
 import contextlib
 import logging
 import os
+import sys
 import threading
 from typing import Any, Iterable, Iterator, Optional
 
@@ -21,9 +24,9 @@ import psycopg2
 from odoo import api, fields, models
 from odoo.tools import config
 
+from ..imbus import listen_target, store
 from ..imbus import notify as imbus_notify
 from ..imbus import ordering as imbus_ordering
-from ..imbus import store
 from ..imbus.channels import TIMEOUT, hashable, json_dump
 from ..imbus.dispatcher import Database, Dispatcher
 
@@ -59,6 +62,11 @@ class ImBus(models.Model):
     def init(self) -> None:
         """Odoo calls this on install and on `-u bus`: ids in commit order (see `ordering`)."""
         imbus_ordering.install(self.env.cr)
+
+    def _register_hook(self) -> None:
+        """Runs once every addon of the registry is imported, `bus_alt_connection` too."""
+        super()._register_hook()
+        restore_own_dispatch()
 
     @api.autovacuum
     def _gc_messages(self) -> int:
@@ -119,6 +127,7 @@ class OdooDatabase(Database):
     def __init__(self, max_cursors: Optional[int] = None) -> None:
         self.limit = max_cursors or min(8, max(1, int(config['db_maxconn']) // 4))
         self.slots = threading.BoundedSemaphore(self.limit)  # gevent's, in the gevent process
+        self.announced = False  # the target is logged at the first connection, not at each reconnect
 
     @contextlib.contextmanager
     def cursor(self, dbname: str) -> Iterator[Any]:
@@ -129,11 +138,13 @@ class OdooDatabase(Database):
     def listen_connection(self):
         # named after the process, so operators (and tests) can spot it in pg_stat_activity
         name = listener_name()
-        dsn = config.get('imbus_listen_dsn') or os.environ.get('IMBUS_LISTEN_DSN')
-        if dsn:
-            return psycopg2.connect(dsn, fallback_application_name=name)
-        _dbname, info = odoo.sql_db.connection_info_for('postgres')
-        return psycopg2.connect(**info, application_name=name)
+        target = listen_target.resolve(config.options, os.environ, odoo.sql_db.connection_info_for('postgres')[1])
+        if not self.announced:
+            self.announced = True
+            _logger.info("bus: listener connects to %s", target.describe())
+        if target.dsn:
+            return psycopg2.connect(target.dsn, fallback_application_name=name)
+        return psycopg2.connect(**target.params, application_name=name)
 
 
 def listener_name() -> str:
@@ -160,3 +171,24 @@ class ImDispatch(Dispatcher):
 dispatch: Optional[ImDispatch] = None
 if not odoo.multi_process or odoo.evented:
     dispatch = ImDispatch()
+OWN = (ImDispatch, dispatch)
+
+
+def restore_own_dispatch() -> bool:
+    """Undo OCA `bus_alt_connection`'s swap; True if there was one to undo.
+
+    On import that addon replaces `ImDispatch` and `dispatch` here and `dispatch` in the
+    controller with its subclass, whose `loop()` our dispatcher never calls: a second,
+    useless dispatcher beside the one the fast path holds. Our listener already honours
+    its keys, so ours goes back in place and the process keeps one LISTEN connection.
+    """
+    from ..controllers import main as controller
+
+    module = sys.modules[__name__]
+    own_class, own = OWN
+    if module.ImDispatch is own_class and module.dispatch is own and controller.dispatch is own:
+        return False
+    _logger.info("bus: dispatcher replaced by another addon (bus_alt_connection?); ours put back, "
+                 "its listener honours imdispatcher_db_host/port")
+    module.ImDispatch, module.dispatch, controller.dispatch = own_class, own, own
+    return True

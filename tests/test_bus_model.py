@@ -4,6 +4,7 @@ the model-level poll and the garbage collection."""
 import contextlib
 import inspect
 import json
+import logging
 import select
 import threading
 import time
@@ -11,11 +12,14 @@ import uuid
 from unittest.mock import patch
 
 import odoo
+import psycopg2
 from odoo import SUPERUSER_ID, api
 from odoo.addons.base.models.ir_autovacuum import is_autovacuum
 from odoo.addons.bus.models import bus as bus_module
 from odoo.addons.bus.models.bus import TIMEOUT, ImBus, OdooDatabase, hashable, json_dump
 from odoo.tests import TransactionCase
+
+from .test_presence import logged_warnings
 
 
 def unique_channel(prefix='bus-test'):
@@ -110,13 +114,18 @@ class TestOdooDatabase(TransactionCase):
         waiting.join(5)
 
 
+def postgres_dsn(application_name):
+    """Odoo's own settings on the `postgres` database, as one DSN."""
+    _db, info = odoo.sql_db.connection_info_for('postgres')
+    parts = [f"{key if key != 'database' else 'dbname'}={value}" for key, value in info.items()]
+    return ' '.join([*parts, f'application_name={application_name}'])
+
+
 class TestListenConnection(TransactionCase):
     """The LISTEN connection can bypass a transaction-pooling PgBouncer."""
 
     def dsn(self, application_name):
-        _db, info = odoo.sql_db.connection_info_for('postgres')
-        parts = [f"{key if key != 'database' else 'dbname'}={value}" for key, value in info.items()]
-        return ' '.join([*parts, f'application_name={application_name}'])
+        return postgres_dsn(application_name)
 
     def application_name(self):
         conn = OdooDatabase().listen_connection()
@@ -140,6 +149,86 @@ class TestListenConnection(TransactionCase):
         with patch.dict(odoo.tools.config.options, imbus_listen_dsn=''), \
                 patch.dict('os.environ', {'IMBUS_LISTEN_DSN': self.dsn('imbus-from-env')}):
             self.assertEqual(self.application_name(), ('postgres', 'imbus-from-env'))
+
+
+BUS_LOGGER = 'odoo.addons.bus.models.bus'
+NO_DSN = {'imbus_listen_dsn': '', 'imdispatcher_db_host': '', 'imdispatcher_db_port': ''}
+NO_DSN_ENV = {'IMBUS_LISTEN_DSN': '', 'ODOO_IMDISPATCHER_DB_HOST': '', 'ODOO_IMDISPATCHER_DB_PORT': ''}
+
+
+class TestAltConnectionKeys(TransactionCase):
+    """The keys of OCA's `bus_alt_connection` move our listener too (nothing listens on
+    ports 1 and 2 here, so the refused connection names the port libpq was given)."""
+
+    def connect_error(self, config=(), environ=()):
+        with patch.dict(odoo.tools.config.options, {**NO_DSN, **dict(config)}), \
+                patch.dict('os.environ', {**NO_DSN_ENV, **dict(environ)}), \
+                logged_warnings(BUS_LOGGER, logging.INFO) as logs, \
+                self.assertRaises(psycopg2.OperationalError) as refused:
+            OdooDatabase().listen_connection()
+        return str(refused.exception), [record.getMessage() for record in logs]
+
+    def test_config_keys(self):
+        error, logs = self.connect_error({'imdispatcher_db_host': '127.0.0.1', 'imdispatcher_db_port': '1'})
+        self.assertIn('port 1', error)
+        self.assertEqual(len(logs), 1)
+        self.assertIn('listener connects to host 127.0.0.1 port 1 (host from imdispatcher_db_host (config), '
+                      'port from imdispatcher_db_port (config))', logs[0])
+
+    def test_environment_before_config_as_that_addon_reads_them(self):
+        error, logs = self.connect_error({'imdispatcher_db_host': '127.0.0.1', 'imdispatcher_db_port': '2'},
+                                         {'ODOO_IMDISPATCHER_DB_PORT': '1'})
+        self.assertIn('port 1', error)
+        self.assertIn('port from ODOO_IMDISPATCHER_DB_PORT (environment)', logs[0])
+
+    def test_our_dsn_first(self):
+        with patch.dict(odoo.tools.config.options, {**NO_DSN, 'imdispatcher_db_port': '1'}), \
+                patch.dict('os.environ', {**NO_DSN_ENV, 'IMBUS_LISTEN_DSN': postgres_dsn('ours')}):
+            conn = OdooDatabase().listen_connection()
+        try:
+            with conn.cursor() as cr:
+                cr.execute("SELECT current_setting('application_name')")
+                self.assertEqual(cr.fetchone(), ('ours',))
+        finally:
+            conn.close()
+
+    def test_logged_once_not_at_each_reconnect(self):
+        database = OdooDatabase()
+        with patch.dict(odoo.tools.config.options, NO_DSN), patch.dict('os.environ', NO_DSN_ENV), \
+                logged_warnings(BUS_LOGGER, logging.INFO) as logs:
+            for _attempt in range(2):
+                database.listen_connection().close()
+        self.assertEqual(len(logs), 1)
+        self.assertIn('from db_host/db_port', logs[0].getMessage())
+
+
+class TestAltConnectionInstalled(TransactionCase):
+    """What `bus_alt_connection` does on import, redone here: its subclass of `ImDispatch`
+    becomes `dispatch` in the model and the controller. Once the registry is loaded ours
+    is back, so the process keeps the one dispatcher the fast path holds."""
+
+    def test_swap_is_undone_when_the_registry_is_ready(self):
+        from odoo.addons.bus.controllers import main as controller
+
+        own_class, own = bus_module.OWN
+
+        class AltDispatch(own_class):
+            def loop(self):
+                raise AssertionError("our dispatcher never calls loop()")
+
+        saved = (bus_module.ImDispatch, bus_module.dispatch, controller.dispatch)
+        try:
+            bus_module.ImDispatch = AltDispatch
+            bus_module.dispatch = controller.dispatch = AltDispatch()
+            with logged_warnings(BUS_LOGGER, logging.INFO) as logs:
+                self.env['bus.bus']._register_hook()
+            self.assertIn('ours put back', logs[0].getMessage())
+            self.assertIs(bus_module.ImDispatch, own_class)
+            self.assertIs(bus_module.dispatch, own)
+            self.assertIs(controller.dispatch, own)
+            self.assertFalse(bus_module.restore_own_dispatch(), "nothing left to undo")
+        finally:
+            bus_module.ImDispatch, bus_module.dispatch, controller.dispatch = saved
 
 
 class TestSend(TransactionCase):

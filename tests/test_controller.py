@@ -11,10 +11,14 @@ from unittest.mock import patch
 import odoo
 import requests
 from odoo import SUPERUSER_ID, api
+from odoo.addons.bus.controllers import misrouted
+from odoo.addons.bus.imbus.ratelimit import OncePer
 from odoo.addons.bus.models import bus as bus_module
 from odoo.addons.bus.models.bus import json_dump
 from odoo.tests import HOST, HttpCase, tagged
 from odoo.tools import config, mute_logger
+
+from .test_presence import logged_warnings
 
 STRING_ONLY = "bus.Bus only string channels are allowed."
 
@@ -71,9 +75,24 @@ class TestRoutes(HttpCase):
         self.assertIn('last', answer['error']['data']['message'])
 
     def test_poll_unavailable_without_dispatcher(self):
-        with patch('odoo.addons.bus.controllers.main.dispatch', None):
-            answer = self.rpc('/longpolling/poll', {'channels': ['gold'], 'last': 0})
-        self.assertError(answer, "bus.Bus unavailable")
+        """A poll misrouted to a prefork HTTP worker: the error says what to fix, and the
+        process logs one warning a minute instead of a traceback per poll."""
+        answers = []
+        with patch('odoo.addons.bus.controllers.main.dispatch', None), \
+                patch.object(misrouted, 'warnings', OncePer(60)), \
+                logged_warnings('odoo.http') as dispatcher_logs, \
+                logged_warnings('odoo.addons.bus.controllers.misrouted') as ours:
+            for _poll in range(3):
+                response = self.url_open('/longpolling/poll', timeout=10, headers={'Content-Type': 'application/json'},
+                                         data=json.dumps(envelope({'channels': ['gold'], 'last': 0})))
+                answers.append(response.json())
+        for answer in answers:
+            self.assertError(answer, misrouted.MESSAGE, name='odoo.addons.bus.controllers.misrouted.BusUnavailable')
+        self.assertTrue(misrouted.MESSAGE.startswith("bus.Bus unavailable"), "the stock prefix stays")
+        self.assertIn('--longpolling-port', misrouted.MESSAGE)
+        self.assertEqual(dispatcher_logs, [])
+        self.assertEqual(len(ours), 1)
+        self.assertIn('Route /longpolling/ to the long-polling port', ours[0].getMessage())
 
     # -- /longpolling/send ------------------------------------------------------
 

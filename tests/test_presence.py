@@ -11,10 +11,11 @@ from odoo.tests import TransactionCase
 
 
 @contextlib.contextmanager
-def logged_warnings(name):
-    """The WARNING-or-worse records of logger `name` (`assertNoLogs` needs Python 3.10)."""
+def logged_warnings(name, level=logging.WARNING):
+    """The records of logger `name` at `level` or worse (`assertNoLogs` needs Python 3.10,
+    and `assertLogs` captures nothing once Odoo has set up its logging)."""
     records = []
-    handler = logging.Handler(logging.WARNING)
+    handler = logging.Handler(level)
     handler.emit = records.append
     logger = logging.getLogger(name)
     logger.addHandler(handler)

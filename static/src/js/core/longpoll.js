@@ -25,6 +25,7 @@
         POLL_TIMEOUT: 60000,              // the server answers within 50 s
         ERROR_RETRY_DELAY: 10000,         // after a failed poll wait this long...
         ERROR_RETRY_JITTER: 20000,        // ...plus 1 s to this many whole seconds, at random
+        MISROUTED_RETRY_MAX: 300000,      // polls answered "bus.Bus unavailable": the delay doubles up to this
         TAB_HEARTBEAT_PERIOD: 10000,      // a follower tab refreshes its own heartbeat
         MASTER_TAB_HEARTBEAT_PERIOD: 1500,
         HEARTBEAT_OUT_OF_DATE_PERIOD: 5000,   // master silent this long: elect another
@@ -52,6 +53,29 @@
             return base + (1 + Math.floor(Math.random() * Math.floor(jitter / 1000))) * 1000;
         }
         return base + Math.random() * jitter;
+    };
+
+    /**
+     * Milliseconds to wait after the `failures`-th poll in a row that reached an HTTP
+     * worker (a proxy misrouting /longpolling/): retrying soon cannot help, so the usual
+     * delay doubles with each one, up to MISROUTED_RETRY_MAX.
+     */
+    imbus.misroutedDelay = function (settings, failures) {
+        const delay = imbus.retryDelay(settings) * Math.pow(2, Math.min(failures - 1, 30));
+        return Math.min(delay, imbus.setting(settings, 'MISROUTED_RETRY_MAX'));
+    };
+
+    /**
+     * True for the server's "bus.Bus unavailable" answer, as imbus.jsonRpc rejects it
+     * (an RpcError) and as Odoo's ajax layer does ({message: the JSON-RPC error}).
+     */
+    imbus.isMisrouted = function (error) {
+        const rpcError = error && (error.data || error.message);
+        const texts = [
+            error && error.message,
+            rpcError && rpcError.data && rpcError.data.message,
+        ];
+        return texts.some((text) => typeof text === 'string' && text.indexOf('bus.Bus unavailable') === 0);
     };
 
     /** Minimal event emitter; a throwing handler never breaks the emitter's caller. */
@@ -183,6 +207,7 @@
             this.active = false;
             this.pending = null;
             this.retryTimer = null;
+            this.misrouted = 0;  // polls in a row answered "bus.Bus unavailable"
             this.focused = true;
             this.lastPresence = Date.now();
             this.seen = new RecentIds(5000);
@@ -296,6 +321,7 @@
                 return;  // aborted or superseded meanwhile
             }
             this.pending = null;
+            this.misrouted = 0;
             try {
                 this.emit('poll_answer', result);
                 this.onPoll(Array.isArray(result) ? result : []);
@@ -313,7 +339,11 @@
                 this.poll();
                 return;
             }
-            const delay = imbus.retryDelay(this.settings);
+            let delay = imbus.retryDelay(this.settings);
+            if (imbus.isMisrouted(error)) {
+                this.misrouted += 1;
+                delay = imbus.misroutedDelay(this.settings, this.misrouted);
+            }
             this.emit('poll_error', error, delay);
             this.retryTimer = setTimeout(() => {
                 this.retryTimer = null;
