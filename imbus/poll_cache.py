@@ -15,6 +15,13 @@ An entry stops serving, so that the next poll goes through the framework again:
   user's new or lost channels on such channels: mail's partner channel);
 - when the adapter drops it (logout, another database, a registry reload).
 
+An entry needs the framework's answer headers before it serves. When a poll of the same
+key is resolved again (the entry expired, or several clients share the key), the new
+entry takes the previous one's headers and serves at once: otherwise every re-poll of
+that key would go through the framework until the new poll is answered, up to a poll
+period, and each one would replace the entry with another that cannot serve yet. An
+expired entry is kept for that, serving nothing, until `sweep` removes it.
+
 Framework-free and thread-safe (a `threading.Lock`, gevent's in a patched process).
 """
 
@@ -86,7 +93,10 @@ class PollCache:
         """Remember a poll the framework is serving; it serves others once `complete`."""
         entry = Entry(key, dbname, uid, list(channels), own, time.monotonic() + self.max_age, extra)
         with self.lock:
-            self._remove(self.entries.get(key))
+            previous = self.entries.get(key)
+            if previous is not None:
+                entry.headers = previous.headers  # same session and origin: what the framework answers it
+            self._remove(previous)
             self.entries[key] = entry
             for channel in entry.added:
                 users = self.listeners.setdefault(dbname + "\0" + channel, {})
@@ -101,10 +111,7 @@ class PollCache:
         if key is None:
             return None
         entry = self.entries.get(key)
-        if entry is None or entry.headers is None:
-            return None
-        if time.monotonic() >= entry.expires:
-            self.drop(entry)
+        if entry is None or entry.headers is None or time.monotonic() >= entry.expires:
             return None
         return entry
 
@@ -130,6 +137,16 @@ class PollCache:
         with self.lock:
             stale = [entry for entry in self.entries.values()
                      if entry.dbname == dbname and not (keep and keep(entry.extra))]
+            for entry in stale:
+                self._remove(entry)
+        return len(stale)
+
+    def sweep(self) -> int:
+        """Remove the entries expired more than `max_age` ago (sessions that stopped
+        polling); returns how many."""
+        horizon = time.monotonic() - self.max_age
+        with self.lock:
+            stale = [entry for entry in self.entries.values() if entry.expires <= horizon]
             for entry in stale:
                 self._remove(entry)
         return len(stale)
