@@ -17,10 +17,11 @@ An entry stops serving, so that the next poll goes through the framework again:
 
 An entry needs the framework's answer headers before it serves. When a poll of the same
 key is resolved again (the entry expired, or several clients share the key), the new
-entry takes the previous one's headers and serves at once: otherwise every re-poll of
-that key would go through the framework until the new poll is answered, up to a poll
-period, and each one would replace the entry with another that cannot serve yet. An
-expired entry is kept for that, serving nothing, until `sweep` removes it.
+entry takes the previous one's headers and serves at once, and an entry still waiting
+for its headers takes those of any answered poll of its key: otherwise, while a crowd of
+clients of one key re-polls, each re-poll would go through the framework and replace the
+entry with another that cannot serve until its own poll is answered (a poll period
+later). An expired entry is kept for that, serving nothing, until `sweep` removes it.
 
 Framework-free and thread-safe (a `threading.Lock`, gevent's in a patched process).
 """
@@ -104,7 +105,13 @@ class PollCache:
         return entry
 
     def complete(self, entry: Entry, headers: List[Any]) -> None:
+        """The framework answered `entry`'s poll with `headers`; the key's current entry,
+        if another poll resolved it meanwhile and it has no headers yet, takes them too."""
         entry.headers = headers
+        with self.lock:
+            current = self.entries.get(entry.key)
+            if current is not None and current.headers is None:
+                current.headers = headers
 
     def get(self, key: Optional[str]) -> Optional[Entry]:
         """The live entry for `key`, if the framework has answered it and it is not too old."""

@@ -90,6 +90,17 @@ def test_a_key_resolved_again_serves_at_once_with_the_previous_answers_headers()
     assert new.channels == ["general", CHAT]
 
 
+def test_an_entry_waiting_for_headers_takes_those_of_an_earlier_poll_of_its_key():
+    """A crowd sharing a key: polls resolved before any was answered replace each other;
+    the first answer makes the current entry serve."""
+    cache = PollCache()
+    first = cache.record("k", DB, 2, ["general"], ["general"])
+    current = cache.record("k", DB, 2, ["general"], ["general"])
+    assert cache.get("k") is None
+    cache.complete(first, [("Content-Type", "application/json")])
+    assert cache.get("k") is current and current.headers == first.headers
+
+
 def test_a_dropped_entry_hands_nothing_on():
     cache = PollCache()
     cache.drop(recorded(cache, "k"))
