@@ -29,7 +29,7 @@ from werkzeug.urls import url_decode
 from werkzeug.wrappers import Response
 
 from ..imbus.gate import Gate
-from ..imbus.gevent_handler import CLIENT_SOCKET
+from ..imbus.gevent_handler import CLIENT_SOCKET, adopt
 from ..imbus.hangup import HangupWatch
 from ..imbus.poll_cache import Entry, PollCache, last_id, poll_key
 from ..imbus.presence import PresenceBuffer
@@ -103,6 +103,7 @@ class FastPath:
         self.counts: Dict[str, int] = {'fast': 0, 'slow': 0, 'other': 0, 'recorded': 0}
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
+        adopt(environ)  # a connection accepted before `install`: TCP_NODELAY, hang-up watch
         path = environ.get('PATH_INFO')
         slow = None
         if path == '/longpolling/poll' and environ.get('REQUEST_METHOD') == 'POST':

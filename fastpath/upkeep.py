@@ -12,6 +12,7 @@ thresholds are 55 s for offline and 30 min for away).
 Logs (logger `odoo.addons.bus.fastpath.upkeep`): INFO when entries are dropped after a
 registry change, WARNING with the traceback when a check or a write fails (retried at
 the next round; reports of a failed write are lost, the next polls report again).
+With the presence it sweeps the cache of entries no poll used for two poll periods.
 """
 
 import logging
@@ -48,6 +49,7 @@ class Upkeep:
             if time.monotonic() - flushed >= PRESENCE_PERIOD:
                 flushed = time.monotonic()
                 self.flush_presence()
+                self.fastpath.cache.sweep()
 
     def check_registry(self, dbname: str) -> None:
         with self.fastpath.gate.enter(), odoo.sql_db.db_connect(dbname).cursor() as cr:

@@ -5,12 +5,38 @@ connection without `TCP_NODELAY`, the body then waits for the client's (delayed)
 the headers: ~40 ms on every small answer. The subclass sets `TCP_NODELAY` on each
 accepted connection, and puts the client's socket in the environ (`CLIENT_SOCKET`) so a
 waiting poll can notice a hang-up (`imbus.hangup.HangupWatch`).
+
+Inside Odoo the subclass is installed while the gevent process serves its first request,
+so the connection of that request (and any accepted before it) was made by Odoo's own
+handler: `adopt` gives such a connection the same treatment from within the request.
 """
 
 import socket
 from typing import Any
 
 CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, as in imbus.server
+
+
+def nodelay(sock: Any) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def adopt(environ: dict) -> None:
+    """Set TCP_NODELAY on the connection of a request that `polling_handler` did not
+    accept, and put its socket in `environ`. gevent's server runs each connection in a
+    greenlet spawned with `(handle, close, (socket, address))` (gevent 1.5 to 26): that
+    is where the socket is found."""
+    if CLIENT_SOCKET in environ:
+        return
+    import gevent
+
+    for arg in getattr(gevent.getcurrent(), "args", ()):
+        sock = arg[0] if isinstance(arg, tuple) and arg else None
+        if hasattr(sock, "setsockopt") and hasattr(sock, "family"):
+            nodelay(sock)
+            environ[CLIENT_SOCKET] = sock
+            return
 
 
 def polling_handler(base: type) -> type:
@@ -20,8 +46,7 @@ def polling_handler(base: type) -> type:
     class PollingHandler(base):  # type: ignore[misc, valid-type]
         def __init__(self, sock: Any, address: Any, server: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(sock, address, server, *args, **kwargs)
-            if sock.family in (socket.AF_INET, socket.AF_INET6):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            nodelay(sock)
 
         def get_environ(self) -> dict:
             environ = super().get_environ()

@@ -15,6 +15,14 @@ An entry stops serving, so that the next poll goes through the framework again:
   user's new or lost channels on such channels: mail's partner channel);
 - when the adapter drops it (logout, another database, a registry reload).
 
+An entry needs the framework's answer headers before it serves. When a poll of the same
+key is resolved again (the entry expired, or several clients share the key), the new
+entry takes the previous one's headers and serves at once, and an entry still waiting
+for its headers takes those of any answered poll of its key: otherwise, while a crowd of
+clients of one key re-polls, each re-poll would go through the framework and replace the
+entry with another that cannot serve until its own poll is answered (a poll period
+later). An expired entry is kept for that, serving nothing, until `sweep` removes it.
+
 Framework-free and thread-safe (a `threading.Lock`, gevent's in a patched process).
 """
 
@@ -86,7 +94,10 @@ class PollCache:
         """Remember a poll the framework is serving; it serves others once `complete`."""
         entry = Entry(key, dbname, uid, list(channels), own, time.monotonic() + self.max_age, extra)
         with self.lock:
-            self._remove(self.entries.get(key))
+            previous = self.entries.get(key)
+            if previous is not None:
+                entry.headers = previous.headers  # same session and origin: what the framework answers it
+            self._remove(previous)
             self.entries[key] = entry
             for channel in entry.added:
                 users = self.listeners.setdefault(dbname + "\0" + channel, {})
@@ -94,17 +105,20 @@ class PollCache:
         return entry
 
     def complete(self, entry: Entry, headers: List[Any]) -> None:
+        """The framework answered `entry`'s poll with `headers`; the key's current entry,
+        if another poll resolved it meanwhile and it has no headers yet, takes them too."""
         entry.headers = headers
+        with self.lock:
+            current = self.entries.get(entry.key)
+            if current is not None and current.headers is None:
+                current.headers = headers
 
     def get(self, key: Optional[str]) -> Optional[Entry]:
         """The live entry for `key`, if the framework has answered it and it is not too old."""
         if key is None:
             return None
         entry = self.entries.get(key)
-        if entry is None or entry.headers is None:
-            return None
-        if time.monotonic() >= entry.expires:
-            self.drop(entry)
+        if entry is None or entry.headers is None or time.monotonic() >= entry.expires:
             return None
         return entry
 
@@ -130,6 +144,16 @@ class PollCache:
         with self.lock:
             stale = [entry for entry in self.entries.values()
                      if entry.dbname == dbname and not (keep and keep(entry.extra))]
+            for entry in stale:
+                self._remove(entry)
+        return len(stale)
+
+    def sweep(self) -> int:
+        """Remove the entries expired more than `max_age` ago (sessions that stopped
+        polling); returns how many."""
+        horizon = time.monotonic() - self.max_age
+        with self.lock:
+            stale = [entry for entry in self.entries.values() if entry.expires <= horizon]
             for entry in stale:
                 self._remove(entry)
         return len(stale)

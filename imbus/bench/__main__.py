@@ -72,7 +72,10 @@ def main(argv: list[str]) -> int:
     clean = True
     for name in args.scenario:
         run: Callable[..., dict] = getattr(scenarios, name)
-        result = run(target, **options(args, name))
+        try:
+            result = run(target, **options(args, name))
+        except scenarios.PrimeFailed as error:
+            sys.exit(f"python -m imbus.bench: {name}: {error}")
         print(row(result), flush=True)
         if args.json:
             print(json.dumps(result), flush=True)

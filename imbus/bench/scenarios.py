@@ -38,6 +38,11 @@ RETRY_PAUSE = 0.1
 STEADY = 0.5  # seconds a count of held polls must stay put to be trusted
 
 
+class PrimeFailed(Exception):
+    """The marker could not be sent or polled back: the server is not serving polls, so
+    no scenario can run; the message says what it answered."""
+
+
 class Run:
     """What every scenario shares: the target, the tally, pollers, statements, deadline."""
 
@@ -123,16 +128,22 @@ class Run:
     def prime(self) -> int:
         """The current last id: send a marker and poll it back."""
         channel = self.channel("prime")
-        sender = self.target.sender()
         try:
-            sender.send(channel, {"marker": self.tag})
-        finally:
-            sender.close()
-        conn = self.target.connection()
+            sender = self.target.sender()
+            try:
+                sender.send(channel, {"marker": self.tag})
+            finally:
+                sender.close()
+        except (HttpError, RpcFailure, OSError) as error:
+            raise PrimeFailed(f"sending the marker failed: {error}") from None
         try:
-            notifications = self.target.poll(conn, [channel], 0)
-        finally:
-            conn.close()
+            conn = self.target.connection()
+            try:
+                notifications = self.target.poll(conn, [channel], 0)
+            finally:
+                conn.close()
+        except (HttpError, RpcFailure, OSError) as error:
+            raise PrimeFailed(f"the first poll (the marker's) failed: {error}") from None
         return max((notification["id"] for notification in notifications), default=0)
 
     def send(self, sender: Any, channel: str, recipients: list[int]) -> bool:

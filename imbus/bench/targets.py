@@ -137,7 +137,21 @@ class Odoo:
         return OdooSender(self) if self.send_via == "xmlrpc" else OdooRouteSender(self)
 
     def waiters(self) -> int | None:
-        return None  # Odoo exposes no count of waiting polls
+        """How many polls Odoo's gevent process holds, from the fast path's
+        /longpolling/health; None where it has none (stock Odoo, threaded odoo-bin):
+        the scenarios then give the polls a fixed moment to arrive."""
+        conn = Connection(self.poll_host, self.poll_port)
+        try:
+            conn.open()
+            conn.sock.sendall(f"GET /longpolling/health HTTP/1.1\r\nHost: {self.poll_host}\r\n\r\n".encode())
+            response = conn._read_response()
+            if response.status != 200:
+                return None
+            return int(response.json()["waiting"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        finally:
+            conn.close()
 
 
 class OdooSender:

@@ -112,6 +112,16 @@ def test_the_command_line_prints_a_row_and_json(srv):
     assert result["sql"]["total"] > 0
 
 
+def test_a_server_that_refuses_the_marker_stops_the_bench_with_one_line(server):
+    guarded = server("--send-token", "secret")  # the bench is not given the token: its marker send is refused
+    command = [sys.executable, "-m", "imbus.bench", "--url", guarded.url, "--quiet", "pingpong", "--messages", "1"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("python -m imbus.bench: pingpong: sending the marker failed: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_more_pollers_than_select_can_watch_still_get_sends(srv):
     """1,100 open polls put the server's descriptors past 1024, where `select()` gives up."""
     result = scenarios.broadcast(Standalone(srv.url), pollers=1100, messages=1, dsn=srv.dsn, deadline=90)

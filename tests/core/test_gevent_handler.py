@@ -52,6 +52,21 @@ def test_accepted_connections_have_tcp_nodelay(port):
         assert request(sock, "/nodelay") == {"nodelay": 1}
 
 
+def test_the_connection_accepted_before_the_handler_was_installed_is_adopted():
+    """Inside Odoo the fast path installs the handler during the first request: that
+    request's connection, kept alive, must lose Nagle's delay too."""
+    with server("--late") as late, socket.create_connection(("127.0.0.1", late), timeout=5) as first:
+        assert request(first, "/nodelay") == {"nodelay": 1}
+        times = []
+        for _ in range(20):
+            started = time.perf_counter()
+            request(first, "/small")
+            times.append(time.perf_counter() - started)
+        assert statistics.median(times) < 0.015, times
+        with socket.create_connection(("127.0.0.1", late), timeout=5) as second:
+            assert request(second, "/nodelay") == {"nodelay": 1}
+
+
 def test_keep_alive_answers_come_without_nagle_delay(port):
     """gevent writes headers and body apart: without TCP_NODELAY each answer on a
     kept-alive connection waits ~40 ms for the client's delayed ACK."""

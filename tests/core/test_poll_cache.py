@@ -66,13 +66,46 @@ def test_an_entry_serves_once_the_framework_answered():
     assert cache.get("unknown") is None
 
 
-def test_an_entry_expires_after_max_age():
+def test_an_entry_expires_after_max_age_and_is_swept_one_age_later():
     cache = PollCache(max_age=0.05)
     recorded(cache, "k")
     assert cache.get("k") is not None
     time.sleep(0.06)
     assert cache.get("k") is None
+    assert cache.sweep() == 0, "kept one more age, to hand its headers on"
+    time.sleep(0.05)
+    assert cache.sweep() == 1
     assert len(cache) == 0 and cache.listeners == {}
+
+
+def test_a_key_resolved_again_serves_at_once_with_the_previous_answers_headers():
+    """Re-resolving (after expiry, or a second client of the key) must not stop the key
+    from serving until the framework answers the new poll."""
+    cache = PollCache(max_age=0.05)
+    old = recorded(cache, "k")
+    time.sleep(0.06)
+    assert cache.get("k") is None
+    new = cache.record("k", DB, 2, ["general", CHAT], ["general"])
+    assert cache.get("k") is new and new.headers == old.headers
+    assert new.channels == ["general", CHAT]
+
+
+def test_an_entry_waiting_for_headers_takes_those_of_an_earlier_poll_of_its_key():
+    """A crowd sharing a key: polls resolved before any was answered replace each other;
+    the first answer makes the current entry serve."""
+    cache = PollCache()
+    first = cache.record("k", DB, 2, ["general"], ["general"])
+    current = cache.record("k", DB, 2, ["general"], ["general"])
+    assert cache.get("k") is None
+    cache.complete(first, [("Content-Type", "application/json")])
+    assert cache.get("k") is current and current.headers == first.headers
+
+
+def test_a_dropped_entry_hands_nothing_on():
+    cache = PollCache()
+    cache.drop(recorded(cache, "k"))
+    cache.record("k", DB, 2, ["general"], ["general"])
+    assert cache.get("k") is None
 
 
 def test_a_notification_on_a_channel_of_its_user_alone_drops_the_entry():

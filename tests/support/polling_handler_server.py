@@ -1,5 +1,7 @@
 """A bare gevent WSGIServer with `imbus.gevent_handler.polling_handler` (or gevent's own
 handler with `--plain`), for tests/core/test_gevent_handler.py. Prints its port.
+With `--late` it starts with gevent's handler and installs the polling one during its
+first request, calling `adopt` on every request, as the fast path does inside Odoo.
 
 Routes: /nodelay (TCP_NODELAY of the accepted socket), /wait (waits up to 30 s, watched
 by HangupWatch), /state (how the last /wait ended), anything else: a small answer."""
@@ -15,7 +17,7 @@ import sys  # noqa: E402
 from gevent.pywsgi import WSGIHandler, WSGIServer  # noqa: E402
 
 from imbus.dispatcher import Waiter  # noqa: E402
-from imbus.gevent_handler import CLIENT_SOCKET, polling_handler  # noqa: E402
+from imbus.gevent_handler import CLIENT_SOCKET, adopt, polling_handler  # noqa: E402
 from imbus.hangup import HangupWatch  # noqa: E402
 
 state = {"waits": 0, "ended": None}
@@ -46,9 +48,16 @@ def app(environ, start_response):
     return [body]
 
 
+def late_app(environ, start_response):
+    server.handler_class = polling_handler(WSGIHandler)
+    adopt(environ)
+    return app(environ, start_response)
+
+
 if __name__ == "__main__":
-    handler = WSGIHandler if "--plain" in sys.argv else polling_handler(WSGIHandler)
-    server = WSGIServer(("127.0.0.1", 0), app, handler_class=handler, log=None)
+    late = "--late" in sys.argv
+    handler = WSGIHandler if "--plain" in sys.argv or late else polling_handler(WSGIHandler)
+    server = WSGIServer(("127.0.0.1", 0), late_app if late else app, handler_class=handler, log=None)
     server.start()
     print(server.server_port, flush=True)
     server.serve_forever()
