@@ -110,12 +110,8 @@ class Statements:
         return self._table_snapshot(), {}
 
     def _snapshot(self) -> tuple[dict[tuple, int], dict[tuple, str]]:
-        try:
-            with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cr:
-                cr.execute(SNAPSHOT)
-                rows = cr.fetchall()
-        except psycopg2.Error as error:
-            self.reason = f"pg_stat_statements unreadable: {str(error).strip().splitlines()[0]}"
+        rows = self._rows(SNAPSHOT, "pg_stat_statements")
+        if rows is None:
             return {}, {}
         calls = {tuple(row[:4]): row[4] for row in rows}
         texts = {tuple(row[:4]): row[5] for row in rows}
@@ -123,14 +119,21 @@ class Statements:
 
     def _table_snapshot(self) -> dict[str, int]:
         gevent.sleep(self.flush)  # let idle backends publish their counters
-        try:
-            with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cr:
-                cr.execute(TABLE_SNAPSHOT)
-                row = cr.fetchone()
-        except psycopg2.Error as error:
-            self.reason = f"pg_stat_user_tables unreadable: {str(error).strip().splitlines()[0]}"
+        rows = self._rows(TABLE_SNAPSHOT, "pg_stat_user_tables")
+        if rows is None:
             return {}
-        if row is None:
+        if not rows:
             self.reason = "no bus_bus table in the database of --dsn"
             return {}
+        row = rows[0]
         return {"seq": row[0], "idx": row[1], "ins": row[2]}
+
+    def _rows(self, query: str, view: str) -> list[tuple] | None:
+        """The rows of `query`, or None with `reason` saying why `view` cannot be read."""
+        try:
+            with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cr:
+                cr.execute(query)
+                return cr.fetchall()
+        except psycopg2.Error as error:
+            self.reason = f"{view} unreadable: {str(error).strip().splitlines()[0]}"
+            return None
