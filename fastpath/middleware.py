@@ -150,21 +150,17 @@ class FastPath:
     def answer(self, entry: Entry, request: PollRequest, environ: dict, start_response: Callable) -> Any:
         options = request.params.get('options') or {}
         inactivity = options.get('bus_inactivity')
-        if (entry.uid and isinstance(inactivity, (int, float)) and not isinstance(inactivity, bool)
-                and 'bus_inactivity' in options):
+        if entry.uid and isinstance(inactivity, (int, float)) and not isinstance(inactivity, bool):
             self.presence.record(entry.dbname, entry.uid, inactivity)
         envelope = {'jsonrpc': '2.0', 'id': request.message.get('id')}
-        hangup = HangupWatch(environ.get(CLIENT_SOCKET))
         try:
-            result = self.dispatch.poll(entry.dbname, entry.channels, request.last, options, watch=hangup.start)
+            result = watched_poll(self.dispatch, environ, entry.dbname, entry.channels, request.last, options)
         except Exception as error:
             _logger.exception("bus: fast poll failed")
             envelope['error'] = {'code': 200, 'message': "Odoo Server Error", 'data': serialize_exception(error)}
         else:
             envelope['result'] = result
             self.cache.answered(entry, result)
-        finally:
-            hangup.stop()
         response = Response(json.dumps(envelope, default=date_utils.json_default), headers=entry.headers)
         if not request.explicit:
             response.set_cookie('session_id', request.sid, max_age=COOKIE_AGE, httponly=True)
@@ -224,11 +220,16 @@ def odoo_poll(dispatch: Any, request: Any, dbname: str, channels: List[Any], las
     slow = environ.get(SLOW_POLL)
     if slow is not None:
         slow.record(dbname, request.session, request.registry, channels)
-    hangup = HangupWatch(environ.get(CLIENT_SOCKET))
-    try:
-        result = dispatch.poll(dbname, channels, last, options, watch=hangup.start)
-    finally:
-        hangup.stop()
+    result = watched_poll(dispatch, environ, dbname, channels, last, options)
     if slow is not None:
         slow.done(result)
     return result
+
+
+def watched_poll(dispatch: Any, environ: dict, dbname: str, channels: List[Any], last: int, options: dict) -> Any:
+    """`dispatch.poll`, ended at once if the client's socket hangs up meanwhile."""
+    hangup = HangupWatch(environ.get(CLIENT_SOCKET))
+    try:
+        return dispatch.poll(dbname, channels, last, options, watch=hangup.start)
+    finally:
+        hangup.stop()
