@@ -29,7 +29,7 @@ Framework-free and thread-safe (a `threading.Lock`, gevent's in a patched proces
 import json
 import threading
 import time
-from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Optional, Sequence, Set
 
 from .channels import TIMEOUT, json_dump
 
@@ -141,22 +141,13 @@ class PollCache:
 
     def drop_where(self, dbname: str, keep: Any = None) -> int:
         """Drop the entries of `dbname`, except those whose `extra` satisfies `keep`."""
-        with self.lock:
-            stale = [entry for entry in self.entries.values()
-                     if entry.dbname == dbname and not (keep and keep(entry.extra))]
-            for entry in stale:
-                self._remove(entry)
-        return len(stale)
+        return self._drop_all(lambda entry: entry.dbname == dbname and not (keep and keep(entry.extra)))
 
     def sweep(self) -> int:
         """Remove the entries expired more than `max_age` ago (sessions that stopped
         polling); returns how many."""
         horizon = time.monotonic() - self.max_age
-        with self.lock:
-            stale = [entry for entry in self.entries.values() if entry.expires <= horizon]
-            for entry in stale:
-                self._remove(entry)
-        return len(stale)
+        return self._drop_all(lambda entry: entry.expires <= horizon)
 
     def databases(self) -> Set[str]:
         with self.lock:
@@ -164,6 +155,13 @@ class PollCache:
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def _drop_all(self, stale: Callable[[Entry], bool]) -> int:
+        with self.lock:
+            doomed = [entry for entry in self.entries.values() if stale(entry)]
+            for entry in doomed:
+                self._remove(entry)
+        return len(doomed)
 
     def _remove(self, entry: Optional[Entry]) -> None:
         if entry is None or self.entries.get(entry.key) is not entry:
