@@ -21,6 +21,7 @@ from werkzeug.wrappers import Request, Response
 
 from . import jsonrpc, sender
 from .dispatcher import Database, Dispatcher
+from .gevent_handler import CLIENT_SOCKET
 from .hangup import HangupWatch
 from .jsonrpc import RpcError
 from .options import MAX_BODY
@@ -30,7 +31,6 @@ _logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent.parent / "static"
 MAX_CHANNELS = 1000  # string channels one poll may name
 MAX_ID = 2**63 - 1
-CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, to notice a hang-up
 CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "POST, OPTIONS",
         "Access-Control-Allow-Headers": "Content-Type, Authorization", "Access-Control-Max-Age": "86400"}
 

@@ -14,7 +14,7 @@ handler: `adopt` gives such a connection the same treatment from within the requ
 import socket
 from typing import Any
 
-CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, as in imbus.server
+CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, to notice a hang-up
 
 
 def nodelay(sock: Any) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import gevent
 from gevent.pywsgi import WSGIHandler
 
-from .app import CLIENT_SOCKET
+from .gevent_handler import CLIENT_SOCKET
 from .gevent_tuning import DirectSend, OneSendAnswers, PlainHeaderReader
 
 
