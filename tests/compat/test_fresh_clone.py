@@ -16,6 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -113,6 +114,17 @@ def rpc(url: str, path: str, params: dict) -> Any:
     return envelope.get("result")  # a send's null result is left out
 
 
+def listening_with_a_waiter(url: str) -> bool:
+    """Whether the server's listener is up and a poll waits (`/health` answers 503, with
+    the same JSON, while the listener connects)."""
+    try:
+        with urllib.request.urlopen(url + "/health", timeout=5) as response:
+            health = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        health = json.loads(error.read())
+    return health["listening"] and health["waiters"] >= 1
+
+
 def check_serve(clone: Clone) -> None:
     """The demo page answers and a send wakes a waiting poll."""
     started = time.monotonic()
@@ -124,8 +136,7 @@ def check_serve(clone: Clone) -> None:
         poller = threading.Thread(target=lambda: polled.append(rpc(url, "/longpolling/poll",
                                                                    {"channels": ["demo"], "last": 0})))
         poller.start()
-        wait_for(lambda: json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())["waiters"] >= 1,
-                 within=10, message="the poll never waited")
+        wait_for(lambda: listening_with_a_waiter(url), within=30, message="the poll never waited")
         rpc(url, "/longpolling/send", {"channel": "demo", "message": {"text": "fresh clone"}})
         poller.join(10)
         assert [(item["channel"], item["message"]) for item in polled[0]] == [("demo", {"text": "fresh clone"})]
