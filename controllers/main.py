@@ -8,24 +8,17 @@ adds them, so naming someone else's partner channel from a browser yields nothin
 
 from odoo import _, exceptions
 from odoo.http import Controller, SessionExpiredException, request, route
-from odoo.tools import config
 
 from ..fastpath.middleware import odoo_poll
-from ..models.bus import dispatch
+from ..models.bus import dispatch, send_access
 from . import misrouted
 
-SEND_ACCESS = ('off', 'user', 'public')
 misrouted.install_filter()
 
 
 def check_channels(channels) -> None:
     if any(not isinstance(channel, str) for channel in channels):
         raise Exception("bus.Bus only string channels are allowed.")
-
-
-def send_access() -> str:
-    value = (config.get('bus_send_access') or 'user').strip().lower()
-    return value if value in SEND_ACCESS else 'user'
 
 
 class BusController(Controller):

@@ -12,7 +12,8 @@ thresholds are 55 s for offline and 30 min for away).
 Logs (logger `odoo.addons.bus.fastpath.upkeep`): INFO when entries are dropped after a
 registry change, WARNING with the traceback when a check or a write fails (retried at
 the next round; reports of a failed write are lost, the next polls report again).
-With the presence it sweeps the cache of entries no poll used for two poll periods.
+With the presence it sweeps the cache of entries no poll used for two poll periods, and
+forgets the session files of the sessions gone with them.
 """
 
 import logging
@@ -50,6 +51,7 @@ class Upkeep:
                 flushed = time.monotonic()
                 self.flush_presence()
                 self.fastpath.cache.sweep()
+                self.fastpath.sessions.keep(list(self.fastpath.cache.sessions))
 
     def check_registry(self, dbname: str) -> None:
         with self.fastpath.gate.enter(), odoo.sql_db.db_connect(dbname).cursor() as cr:

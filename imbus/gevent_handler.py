@@ -4,7 +4,11 @@ gevent's handler sends an answer's headers and its body in two writes; on a keep
 connection without `TCP_NODELAY`, the body then waits for the client's (delayed) ACK of
 the headers: ~40 ms on every small answer. The subclass sets `TCP_NODELAY` on each
 accepted connection, and puts the client's socket in the environ (`CLIENT_SOCKET`) so a
-waiting poll can notice a hang-up (`imbus.hangup.HangupWatch`).
+waiting poll can notice a hang-up (`imbus.hangup.HangupWatch`). Like the standalone
+server's handler, it yields before reading each next request of a connection, so that
+the polls a broadcast woke all answer before their clients' re-polls are parsed, and
+it takes `imbus.gevent_tuning`'s cheaper header reading and sending when the running
+gevent is one those were checked against (Odoo 14 pins 1.5.0, which is).
 
 Inside Odoo the subclass is installed while the gevent process serves its first request,
 so the connection of that request (and any accepted before it) was made by Odoo's own
@@ -13,6 +17,10 @@ handler: `adopt` gives such a connection the same treatment from within the requ
 
 import socket
 from typing import Any
+
+import gevent
+
+from .gevent_tuning import tuning
 
 CLIENT_SOCKET = "imbus.client_socket"  # environ key of the connection, to notice a hang-up
 
@@ -29,8 +37,6 @@ def adopt(environ: dict) -> None:
     is where the socket is found."""
     if CLIENT_SOCKET in environ:
         return
-    import gevent
-
     for arg in getattr(gevent.getcurrent(), "args", ()):
         sock = arg[0] if isinstance(arg, tuple) and arg else None
         if hasattr(sock, "setsockopt") and hasattr(sock, "family"):
@@ -43,7 +49,7 @@ def polling_handler(base: type) -> type:
     """A subclass of gevent handler class `base` (keeping whatever it adds, such as
     Odoo's logging of the proxied client address)."""
 
-    class PollingHandler(base):  # type: ignore[misc, valid-type]
+    class PollingHandler(*tuning(), base):  # type: ignore[misc, valid-type]
         def __init__(self, sock: Any, address: Any, server: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(sock, address, server, *args, **kwargs)
             nodelay(sock)
@@ -52,6 +58,10 @@ def polling_handler(base: type) -> type:
             environ = super().get_environ()
             environ[CLIENT_SOCKET] = self.socket
             return environ
+
+        def handle_one_request(self) -> Any:
+            gevent.sleep(0)
+            return super().handle_one_request()
 
     PollingHandler.__name__ = PollingHandler.__qualname__ = "Polling" + base.__name__
     return PollingHandler

@@ -1,9 +1,11 @@
 """Overrides of gevent's private handler internals, kept for what they save.
 
-Checked against the gevent versions in `CHECKED_WITH`; `tests/core/test_server_gevent_tuning.py`
-fails on any other, or if what is overridden here moved, and checks the answers byte
-for byte against gevent's own handler. Used by the standalone server only
-(`imbus/handler.py`; Odoo's long-polling process keeps gevent's handler).
+Checked against the gevent versions in `CHECKED_WITH` (1.5.0 is what Odoo 14 pins; the
+three methods are the same there); `tests/core/test_gevent_tuning.py` fails on any
+other, or if what is overridden here moved, and checks the answers byte for byte
+against gevent's own handler, on both. Used through `imbus/gevent_handler.py` by the
+standalone server and by Odoo's long-polling process; on an unchecked gevent that
+handler goes without them.
 
 Measured with `python -m imbus.bench broadcast --pollers 5000 --messages 5` against a
 standalone server, with and without these classes, three rounds alternated (2026-12-02,
@@ -17,9 +19,10 @@ import io
 import re
 from typing import Any, List, Tuple
 
+import gevent
 from gevent.pywsgi import WSGIHandler, headers_factory
 
-CHECKED_WITH = ("26.9.0",)  # gevent versions these overrides were read and measured against
+CHECKED_WITH = ("1.5.0", "26.9.0")  # gevent versions these overrides were read and measured against
 
 
 class PlainHeaderReader(WSGIHandler):
@@ -113,3 +116,11 @@ def read_headers(fp: Any) -> Any:
             return headers_factory(io.BytesIO(b"".join(lines)))
         fields.append((name, value.lstrip(" \t").rstrip("\r\n")))
     return PlainHeaders(fields)
+
+
+def tuning() -> Tuple[type, ...]:
+    """The classes above, to put before a handler class in its bases; none on a gevent
+    they were not checked against."""
+    if gevent.__version__ not in CHECKED_WITH:
+        return ()
+    return (PlainHeaderReader, OneSendAnswers, DirectSend)

@@ -26,14 +26,14 @@ from typing import Callable, Optional
 
 import gevent
 from gevent.event import Event
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from . import store
 from .app import BusApp
 from .db import Pools
 from .dispatcher import Dispatcher
 from .filelimit import raise_file_limit
-from .handler import Handler
+from .gevent_handler import polling_handler
 from .options import Options
 
 _logger = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def serve(options: Options, ready: Optional[Callable[[int], None]] = None, reuse
     dispatcher = Dispatcher(database)
     dispatcher.start()
     app = BusApp(dispatcher, database, database.dbname, options.send_token, options.max_body)
-    server = WSGIServer(_listener(options.host, options.port, reuse_port), app, log=None, handler_class=Handler)
+    server = WSGIServer(_listener(options.host, options.port, reuse_port), app, log=None,
+                        handler_class=polling_handler(WSGIHandler))
     collector = gevent.spawn(_collect_garbage, database, options.gc_period)
     stopping = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -67,11 +67,12 @@ def last_id(value: Any) -> Optional[int]:
 class Entry:
     """One session's poll as the framework resolved it."""
 
-    __slots__ = ("added", "channels", "dbname", "expires", "extra", "headers", "key", "uid")
+    __slots__ = ("added", "channels", "dbname", "expires", "extra", "headers", "key", "session", "uid")
 
     def __init__(self, key: str, dbname: str, uid: Any, channels: List[Any], own: Iterable[Any],
-                 expires: float, extra: Any) -> None:
+                 expires: float, extra: Any, session: Optional[str] = None) -> None:
         self.key = key
+        self.session = session
         self.dbname = dbname
         self.uid = uid
         self.channels = channels
@@ -87,18 +88,21 @@ class PollCache:
         self.max_age = max_age
         self.entries: Dict[str, Entry] = {}
         self.listeners: Dict[str, Dict[Any, int]] = {}  # (dbname, added channel key) -> uid -> entries
+        self.sessions: Dict[str, Entry] = {}  # session -> its entry recorded last
         self.lock = threading.Lock()
 
     def record(self, key: str, dbname: str, uid: Any, channels: List[Any], own: Iterable[Any],
-               extra: Any = None) -> Entry:
+               extra: Any = None, session: Optional[str] = None) -> Entry:
         """Remember a poll the framework is serving; it serves others once `complete`."""
-        entry = Entry(key, dbname, uid, list(channels), own, time.monotonic() + self.max_age, extra)
+        entry = Entry(key, dbname, uid, list(channels), own, time.monotonic() + self.max_age, extra, session)
         with self.lock:
             previous = self.entries.get(key)
             if previous is not None:
                 entry.headers = previous.headers  # same session and origin: what the framework answers it
             self._remove(previous)
             self.entries[key] = entry
+            if session:
+                self.sessions[session] = entry
             for channel in entry.added:
                 users = self.listeners.setdefault(dbname + "\0" + channel, {})
                 users[uid] = users.get(uid, 0) + 1
@@ -121,6 +125,13 @@ class PollCache:
         if entry is None or entry.headers is None or time.monotonic() >= entry.expires:
             return None
         return entry
+
+    def of_session(self, session: Optional[str]) -> Optional[Entry]:
+        """The live entry the framework resolved last for `session`: what it found the
+        session to be (database, user) less than `max_age` ago, for the adapter to
+        check before acting for that session without the framework."""
+        entry = self.sessions.get(session) if session else None
+        return entry if entry is not None and self.get(entry.key) is entry else None
 
     def answered(self, entry: Entry, notifications: Any) -> None:
         """Drop `entry` when its poll delivered a notification on a channel of its user alone."""
@@ -167,6 +178,8 @@ class PollCache:
         if entry is None or self.entries.get(entry.key) is not entry:
             return
         del self.entries[entry.key]
+        if entry.session and self.sessions.get(entry.session) is entry:
+            del self.sessions[entry.session]
         for channel in entry.added:
             name = entry.dbname + "\0" + channel
             users = self.listeners[name]

@@ -36,6 +36,13 @@ _logger = logging.getLogger(__name__)
 
 # key of the channels gathered for the NOTIFY sent once the transaction commits
 PENDING_KEY = 'bus.bus.channels'
+SEND_ACCESS = ('off', 'user', 'public')
+
+
+def send_access() -> str:
+    """Who may post on `/longpolling/send` (config `bus_send_access`; see the route)."""
+    value = (config.get('bus_send_access') or 'user').strip().lower()
+    return value if value in SEND_ACCESS else 'user'
 
 
 def notify_channels(channels: list) -> None:

@@ -1,6 +1,7 @@
 """The fast path (`fastpath.middleware.FastPath`) wrapped around Odoo's own WSGI
-application, in Odoo: which polls it answers without Odoo, what makes it hand a session
-back to Odoo, and the presence it writes in batches.
+application, in Odoo: which polls it answers without Odoo, where a slow poll waits,
+which sends it stores itself, what makes it hand a session back to Odoo, and the
+presence it writes in batches.
 
 The gevent process installs it by itself (`fastpath.install`); here it wraps
 `odoo.http.root` in the test process and is driven by werkzeug's test client, so the
@@ -19,8 +20,26 @@ from odoo.addons.bus.imbus.gate import Gate
 from odoo.addons.bus.models import bus as bus_module
 from odoo.addons.bus.models.bus import json_dump
 from odoo.tests import HttpCase, tagged
+from odoo.tools import mute_logger
 from werkzeug.test import Client
 from werkzeug.wrappers import BaseResponse
+
+
+class WaitProbe:
+    """The bus's dispatcher, noting for each poll whether an Odoo request was still
+    open around it (Odoo's request stack) when it started waiting."""
+
+    def __init__(self, dispatch):
+        self.dispatch = dispatch
+        self.database = dispatch.database
+        self.inside_odoo = []
+
+    def poll(self, *args, **kwargs):
+        self.inside_odoo.append(odoo.http._request_stack.top is not None)
+        return self.dispatch.poll(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.dispatch, name)
 
 
 @tagged('post_install', '-at_install')
@@ -34,7 +53,8 @@ class TestFastPath(HttpCase):
         self.registry.leave_test_mode()
         self.addCleanup(self.registry.enter_test_mode, self.cr)
         self.addCleanup(self.purge)
-        self.fastpath = FastPath(odoo.http.root, bus_module.dispatch, Gate(4))
+        self.dispatch = WaitProbe(bus_module.dispatch)
+        self.fastpath = FastPath(odoo.http.root, self.dispatch, Gate(4))
         self.client = Client(self.fastpath, BaseResponse)
         answer = self.rpc('/web/session/authenticate', {'db': self.db, 'login': 'admin', 'password': 'admin'})
         self.assertEqual(answer['result']['uid'], self.admin)
@@ -76,6 +96,48 @@ class TestFastPath(HttpCase):
         self.assertEqual((second['channel'], second['message']), (self.channel, 'second'))
         self.assertEqual(self.fastpath.counts['fast'], 1)
         self.assertEqual(self.fastpath.counts['slow'], 1, "the re-poll did not enter Odoo")
+
+    def test_polls_wait_once_odoos_request_is_over(self):
+        self.send('first')
+        [first] = self.poll(self.start)
+        self.send('second')
+        self.poll(first['id'])
+        self.assertEqual((self.fastpath.counts['slow'], self.fastpath.counts['fast']), (1, 1))
+        self.assertEqual(self.dispatch.inside_odoo, [False, False])
+
+    def test_a_send_from_a_known_session_is_stored_without_odoo(self):
+        self.send('first')
+        [first] = self.poll(self.start)
+        answer = self.rpc('/longpolling/send', {'channel': self.channel, 'message': {'text': 'hi'}})
+        self.assertEqual(answer, {'jsonrpc': '2.0', 'id': 3})
+        self.assertEqual(self.fastpath.counts['sent'], 1)
+        self.assertEqual(self.fastpath.counts['other'], 1, "only the login went to Odoo")
+        with self.registry.cursor() as cr:
+            cr.execute("SELECT message, create_uid, write_uid, now() at time zone 'UTC' - create_date"
+                       " FROM bus_bus WHERE channel = %s AND id > %s", [json_dump(self.channel), first['id']])
+            [(message, create_uid, write_uid, age)] = cr.fetchall()
+        self.assertEqual((json.loads(message), create_uid, write_uid), ({'text': 'hi'}, self.admin, self.admin))
+        self.assertLess(age.total_seconds(), 5)
+        [second] = self.poll(first['id'])
+        self.assertEqual(second['message'], {'text': 'hi'})
+
+    def test_sends_odoo_must_judge_go_to_odoo(self):
+        self.send('first')
+        self.poll(self.start)
+        with mute_logger('odoo.http'):  # Odoo logs the refusals it answers
+            refused = self.rpc('/longpolling/send', {'channel': [self.db, 'res.partner', 1], 'message': 'x'})
+            incomplete = self.rpc('/longpolling/send', {'channel': self.channel})
+        self.assertEqual(refused['error']['data']['message'], "bus.Bus only string channels are allowed.")
+        self.assertEqual(incomplete['error']['data']['name'], 'builtins.TypeError')
+        self.assertEqual(self.fastpath.counts['sent'], 0)
+        self.assertEqual(self.fastpath.counts['other'], 3)
+
+    def test_a_send_from_a_session_no_poll_resolved_goes_to_odoo(self):
+        answer = self.rpc('/longpolling/send', {'channel': self.channel, 'message': 'by odoo'})
+        self.assertNotIn('error', answer)
+        self.assertEqual(self.fastpath.counts['sent'], 0)
+        [only] = self.poll(self.start)
+        self.assertEqual(only['message'], 'by odoo')
 
     def test_the_entry_holds_the_channels_odoos_overrides_added(self):
         self.send('first')

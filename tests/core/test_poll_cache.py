@@ -168,3 +168,26 @@ def test_drop_where_keeps_what_still_holds():
     assert [key for key in ("k0", "k1", "k2", "elsewhere") if cache.get(key)] == ["k2", "elsewhere"]
     assert cache.drop_where(DB) == 1
     assert cache.databases() == {"db2"}
+
+
+def test_a_session_is_known_by_its_last_live_answered_entry():
+    cache = PollCache()
+    first = cache.record("k1", DB, 2, ["general"], ["general"], session="sid")
+    assert cache.of_session("sid") is None  # not answered yet
+    cache.complete(first, [("Content-Type", "application/json")])
+    assert cache.of_session("sid") is first
+    second = cache.record("k2", DB, 2, ["other"], ["other"], session="sid")
+    cache.complete(second, [])
+    assert cache.of_session("sid") is second
+    assert cache.of_session("other-sid") is None and cache.of_session(None) is None
+    cache.drop(second)
+    assert cache.of_session("sid") is None  # the older entry does not stand in for it
+    assert "sid" not in cache.sessions
+
+
+def test_an_expired_entry_does_not_vouch_for_its_session():
+    cache = PollCache(max_age=0.01)
+    entry = cache.record("k", DB, 2, ["general"], ["general"], session="sid")
+    cache.complete(entry, [])
+    time.sleep(0.02)  # past max_age
+    assert cache.of_session("sid") is None
