@@ -132,6 +132,8 @@ class FastPath:
             return body
         if hasattr(body, 'close'):
             body.close()
+        del body
+        environ.pop('werkzeug.request', None)  # Odoo's request and session: not kept for the wait
         headers = without(headers, 'content-length')
         if slow.entry is not None:
             self.cache.complete(slow.entry, without(headers, 'set-cookie'))
