@@ -25,10 +25,10 @@ from odoo import api, fields, models
 from odoo.tools import config
 
 from ..imbus import listen_target, store
-from ..imbus import notify as imbus_notify
 from ..imbus import ordering as imbus_ordering
 from ..imbus.channels import TIMEOUT, hashable, json_dump
 from ..imbus.dispatcher import Database, Dispatcher
+from ..imbus.notifier import Notifier
 
 __all__ = ['TIMEOUT', 'ImBus', 'ImDispatch', 'OdooDatabase', 'dispatch', 'hashable', 'json_dump']
 
@@ -46,17 +46,26 @@ def send_access() -> str:
 
 
 def notify_channels(channels: list) -> None:
-    """Wake the pollers of `channels` in every process (NOTIFY on the `postgres` database).
+    """Wake the pollers of `channels` in every process (NOTIFY on the `postgres` database,
+    through the process's kept connection: `imbus.notifier`).
 
     Runs after the commit: a failure here must not turn a committed request into an
     error. The rows are safe; waiting pollers get them late, with the next NOTIFY of
     their database or the next listener reconnection.
     """
     try:
-        with odoo.sql_db.db_connect('postgres').cursor() as cr:
-            imbus_notify.notify(cr, channels)
+        notifier.notify(channels)
     except Exception:
         _logger.exception("bus: NOTIFY imbus failed for %d channel(s)", len(channels))
+
+
+def notify_connection() -> Any:
+    """Where Odoo itself sends the NOTIFY: its `db_*` settings, on `postgres`."""
+    return psycopg2.connect(**odoo.sql_db.connection_info_for('postgres')[1],
+                            application_name=f'odoo-bus-notify-{os.getpid()}')
+
+
+notifier = Notifier(notify_connection)
 
 
 class ImBus(models.Model):
