@@ -5,13 +5,15 @@ requests share one connection pool (`db_maxconn`). Once the addon's Python is im
 there (the first request of a database loads it), `install()` changes the running
 gevent server, once per process:
 - its handler class becomes a subclass of Odoo's (`imbus.gevent_handler`): TCP_NODELAY
-  on every accepted connection (no ~40 ms Nagle delay per answer), and the client's
-  socket in the environ, so a waiting poll whose client hangs up is freed at once;
+  on every accepted connection (no ~40 ms Nagle delay per answer), the standalone
+  server's cheaper parsing and sending, and the client's socket in the environ, so a
+  waiting poll whose client hangs up is freed at once;
 - its application is wrapped by `middleware.FastPath`: a re-poll of a session whose
   channels Odoo resolved less than 50 s ago is answered from the dispatcher without
-  Odoo's dispatch (no cursor); every other request enters Odoo through a gate that lets
-  at most `bus_fastpath_gate` requests in at once (the others queue), and a poll leaves
-  it when it starts waiting;
+  Odoo's dispatch (no cursor), and so is a send from such a session (`send`); a poll
+  Odoo resolves waits in the middleware once Odoo's request is over; every other
+  request enters Odoo through a gate that lets at most `bus_fastpath_gate` requests in
+  at once (the others queue), and a poll leaves it when it starts waiting;
 - `upkeep.Upkeep` watches registry reloads and writes the fast polls' presence.
 
 Threaded `odoo-bin` (no workers) is left as it is: each request has its own thread
@@ -19,7 +21,8 @@ there, and the tests' HTTP server is that one.
 
 Configuration (odoo.conf): `bus_fastpath_gate`, how many requests may be inside Odoo's
 dispatch at once in the gevent process; default (db_maxconn - the bus's own cursors) / 2,
-a request holding up to two connections (its cursor, and the NOTIFY after a commit).
+room for two connections per request (code in a request may open a second cursor of
+its own, as `registry.cursor()` does).
 
 Logs: one INFO line when installed (`bus: fast path installed in the gevent server ...`);
 see `middleware` and `upkeep` for the rest. `GET /longpolling/health` on the gevent
