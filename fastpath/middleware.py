@@ -10,8 +10,9 @@
 - otherwise it goes through the gate into Odoo, carrying a `SlowPoll` in the environ.
   The bus controller's `_poll`, once the overrides resolved the channels and the
   presence is written, records the entry and hands the wait back (`odoo_poll`): Odoo's
-  request ends, cursor and all, and the poll waits here, in a frame a few calls deep
-  instead of inside Odoo's (~87 KB less per waiting browser). Its answer keeps the
+  request ends, cursor and all, and the poll waits here, a few calls deep instead of
+  inside Odoo's request (on Python 3.7 each frame a parked greenlet holds is ~1.1 KB
+  of saved C stack; Odoo's are dozens, with their objects). Its answer keeps the
   status and headers of Odoo's, cookie included, with the notifications as the body.
 `POST /longpolling/send` from a known session: `send.FastSend`.
 `GET /longpolling/health`: the dispatcher's and the fast path's counters.
@@ -23,7 +24,6 @@ only add channels before calling it.
 """
 
 import json
-import logging
 import time
 from typing import Any, Callable, Dict, List, Optional
 
@@ -38,8 +38,6 @@ from ..imbus.presence import PresenceBuffer
 from .replies import Call, origin, read_call, reply, without
 from .send import FastSend
 from .sessions import Sessions
-
-_logger = logging.getLogger(__name__)
 
 SLOW_POLL = 'bus.fastpath.slow_poll'  # environ key: the SlowPoll of a poll going through Odoo
 SLOT = 'bus.fastpath.slot'  # environ key: the request's place in the gate
