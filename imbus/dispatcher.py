@@ -43,6 +43,11 @@ class Database(abc.ABC):
     def listen_connection(self) -> Any:
         """A new psycopg2 connection to LISTEN on."""
 
+    def announce(self, payloads: List[str]) -> None:
+        """NOTIFY `payloads` (`notify.payloads`) on the `postgres` database, committed."""
+        with self.cursor(NOTIFY_DB) as cr:
+            notify.announce(cr, payloads)
+
 
 class Dispatcher:
     def __init__(self, database: Database, timeout: float = TIMEOUT) -> None:
@@ -150,8 +155,7 @@ class Dispatcher:
             self.started = False
 
     def _announce(self, payload: str) -> None:
-        with self.database.cursor(NOTIFY_DB) as cr:
-            notify.announce(cr, [payload])
+        self.database.announce([payload])
 
     def _resync(self) -> None:
         """After (re)connecting, anything may have been committed: every waiter re-reads."""

@@ -11,7 +11,7 @@ A connection that broke since its last use is replaced and the NOTIFY sent again
 
 import os
 import threading
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, List, Optional
 
 import psycopg2
 
@@ -28,7 +28,10 @@ class Notifier:
     def notify(self, channels: Iterable[Any]) -> None:
         """NOTIFY `channels` now, each payload in a transaction of its own; raises if
         PostgreSQL cannot be reached twice in a row."""
-        payloads = notify.payloads(channels)
+        self.announce(notify.payloads(channels))
+
+    def announce(self, payloads: List[str]) -> None:
+        """NOTIFY payloads made by `notify.payloads` (or a heartbeat), as `notify` does."""
         with self.lock:
             try:
                 self._announce(payloads)
@@ -36,7 +39,7 @@ class Notifier:
                 self.close()
                 self._announce(payloads)
 
-    def _announce(self, payloads: Any) -> None:
+    def _announce(self, payloads: List[str]) -> None:
         if self.connection is None or self.connection.closed or self.pid != os.getpid():
             self.connection = self.connect()  # a parent's connection is left to the parent
             self.connection.autocommit = True

@@ -3,7 +3,7 @@
 from typing import Any, Iterable, Tuple
 
 from . import notify, store
-from .dispatcher import NOTIFY_DB, Database
+from .dispatcher import Database
 
 
 def sendmany(database: Database, dbname: str, notifications: Iterable[Tuple[Any, Any]]) -> None:
@@ -16,8 +16,7 @@ def sendmany(database: Database, dbname: str, notifications: Iterable[Tuple[Any,
     notifications = list(notifications)
     with database.cursor(dbname) as cr:
         store.insert(cr, notifications)
-    with database.cursor(NOTIFY_DB) as cr:
-        notify.notify(cr, [channel for channel, _ in notifications])
+    database.announce(notify.payloads(channel for channel, _ in notifications))
 
 
 def sendone(database: Database, dbname: str, channel: Any, message: Any) -> None:

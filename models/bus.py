@@ -151,6 +151,9 @@ class OdooDatabase(Database):
         with self.slots, odoo.sql_db.db_connect(dbname).cursor() as cr:
             yield cr
 
+    def announce(self, payloads) -> None:
+        notifier.announce(payloads)  # Odoo's pool would open a new connection to `postgres` each time
+
     def listen_connection(self):
         # named after the process, so operators (and tests) can spot it in pg_stat_activity
         name = listener_name()
