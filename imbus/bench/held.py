@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any, Callable
 
+from ..filelimit import raise_file_limit
+
 HOLD = 120.0  # seconds a poll waits; longer than a run
 
 
@@ -106,10 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve is not None:
         return serve(args.serve)
-    limit = args.polls + 100
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < limit:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+    raise_file_limit()  # inherited by the server: one socket per poll on both sides
     for depth in args.depth:
         print(json.dumps(measure(args.polls, depth)))
 
